@@ -1,0 +1,181 @@
+#include "keel/core/rw_lock.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "keel/core/internal/backoff.h"
+#include "keel/core/thread_context.h"
+
+namespace keel::core {
+namespace {
+
+// The RwLocks the calling thread holds for reading, with their depth. A
+// thread rarely reads more than two or three locks at once: a linear scan
+// from the back is cheapest.
+struct ReadHold {
+  const RwLock* lock;
+  uint32_t depth;
+};
+
+std::vector<ReadHold>& ReadHolds() {
+  thread_local std::vector<ReadHold> holds = [] {
+    std::vector<ReadHold> v;
+    v.reserve(8);
+    return v;
+  }();
+  return holds;
+}
+
+ReadHold* FindReadHold(const RwLock* lock) {
+  auto& holds = ReadHolds();
+  for (auto it = holds.rbegin(); it != holds.rend(); ++it) {
+    if (it->lock == lock) return &*it;
+  }
+  return nullptr;
+}
+
+void AddReadHold(const RwLock* lock, uint32_t depth) {
+  if (ReadHold* hold = FindReadHold(lock)) {
+    hold->depth += depth;
+  } else {
+    ReadHolds().push_back({lock, depth});
+  }
+}
+
+// Returns true when the depth reaches zero (the hold is then removed).
+bool DropReadHold(const RwLock* lock) {
+  auto& holds = ReadHolds();
+  ReadHold* hold = FindReadHold(lock);
+  if (hold == nullptr) [[unlikely]] {
+    std::fprintf(stderr, "keel: RwLock '%s' unlocked for reading by thread '%s' that does not hold it\n",
+                 lock->name(), std::string(ThisThread::Name()).c_str());
+    std::abort();
+  }
+  if (--hold->depth > 0) return false;
+  holds.erase(holds.begin() + (hold - holds.data()));
+  return true;
+}
+
+}  // namespace
+
+bool RwLock::HeldExclusivelyByMe() const noexcept {
+  return owner_.load(std::memory_order_relaxed) == ThisThread::Id();
+}
+
+bool RwLock::TryLockExclusiveFast(uint32_t waiting_bias) noexcept {
+  uint32_t s = state_.load(std::memory_order_relaxed);
+  if ((s & (kWriteLocked | kReaderMask)) != 0) return false;
+  // Acquire pairs with the release in Unlock / UnlockShared.
+  return state_.compare_exchange_strong(s, (s - waiting_bias) | kWriteLocked,
+                                      std::memory_order_acquire, std::memory_order_relaxed);
+}
+
+bool RwLock::TryLockSharedFast() noexcept {
+  uint32_t s = state_.load(std::memory_order_relaxed);
+  if ((s & (kWriteLocked | kWaitingMask)) != 0 || (s & kReaderMask) == kReaderMask) return false;
+  // Acquire pairs with the release in Unlock.
+  return state_.compare_exchange_strong(s, s + 1, std::memory_order_acquire,
+                                      std::memory_order_relaxed);
+}
+
+void RwLock::Lock() KEEL_NO_THREAD_SAFETY_ANALYSIS {
+  const uint32_t me = ThisThread::Id();
+  if (owner_.load(std::memory_order_relaxed) == me) {
+    identity_.BeforeAcquire();  // re-entry: recorded as held, adds no edge
+    ++write_depth_;
+    return;
+  }
+  if (FindReadHold(this) != nullptr) {
+    throw LockUpgradeError(std::string("RwLock '") + name() + "': thread '" +
+                           std::string(ThisThread::Name()) +
+                           "' holds it for reading and asked to write (upgrade refused)");
+  }
+  identity_.BeforeAcquire();
+  if (!TryLockExclusiveFast(0)) {
+    // Announce the waiting writer so new readers stand back.
+    state_.fetch_add(kWriterWaiting, std::memory_order_relaxed);
+    internal::Backoff backoff;
+    while (!TryLockExclusiveFast(kWriterWaiting)) backoff.Pause();
+  }
+  owner_.store(me, std::memory_order_relaxed);
+  write_depth_ = 1;
+}
+
+bool RwLock::TryLock() KEEL_NO_THREAD_SAFETY_ANALYSIS {
+  const uint32_t me = ThisThread::Id();
+  if (owner_.load(std::memory_order_relaxed) == me) {
+    identity_.AfterTryAcquire();
+    ++write_depth_;
+    return true;
+  }
+  if (FindReadHold(this) != nullptr || !TryLockExclusiveFast(0)) return false;
+  owner_.store(me, std::memory_order_relaxed);
+  write_depth_ = 1;
+  identity_.AfterTryAcquire();
+  return true;
+}
+
+void RwLock::Unlock() KEEL_NO_THREAD_SAFETY_ANALYSIS {
+  identity_.OnRelease();
+  if (--write_depth_ > 0) return;
+  LockExclusiveRelease();
+}
+
+void RwLock::LockExclusiveRelease() noexcept {
+  const uint32_t reads = reads_under_write_;
+  reads_under_write_ = 0;
+  owner_.store(0, std::memory_order_relaxed);
+  if (reads > 0) {
+    // Downgrade: the reads taken while writing become ordinary read holds.
+    AddReadHold(this, reads);
+    state_.fetch_add(1u - kWriteLocked, std::memory_order_release);  // pairs with acquires
+  } else {
+    state_.fetch_sub(kWriteLocked, std::memory_order_release);  // pairs with acquires
+  }
+}
+
+void RwLock::LockShared() KEEL_NO_THREAD_SAFETY_ANALYSIS {
+  if (owner_.load(std::memory_order_relaxed) == ThisThread::Id()) {
+    identity_.BeforeAcquire();
+    ++reads_under_write_;
+    return;
+  }
+  identity_.BeforeAcquire();
+  if (ReadHold* hold = FindReadHold(this)) {
+    ++hold->depth;  // re-entry: must not queue behind a waiting writer
+    return;
+  }
+  internal::Backoff backoff;
+  while (!TryLockSharedFast()) backoff.Pause();
+  ReadHolds().push_back({this, 1});
+}
+
+bool RwLock::TryLockShared() KEEL_NO_THREAD_SAFETY_ANALYSIS {
+  if (owner_.load(std::memory_order_relaxed) == ThisThread::Id()) {
+    ++reads_under_write_;
+  } else if (ReadHold* hold = FindReadHold(this)) {
+    ++hold->depth;
+  } else if (TryLockSharedFast()) {
+    ReadHolds().push_back({this, 1});
+  } else {
+    return false;
+  }
+  identity_.AfterTryAcquire();
+  return true;
+}
+
+void RwLock::UnlockShared() KEEL_NO_THREAD_SAFETY_ANALYSIS {
+  identity_.OnRelease();
+  if (owner_.load(std::memory_order_relaxed) == ThisThread::Id() && reads_under_write_ > 0) {
+    --reads_under_write_;
+    return;
+  }
+  if (DropReadHold(this)) {
+    state_.fetch_sub(1, std::memory_order_release);  // pairs with the writer's acquire
+  }
+}
+
+}  // namespace keel::core

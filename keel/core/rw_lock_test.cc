@@ -1,0 +1,181 @@
+#include "keel/core/rw_lock.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <shared_mutex>
+#include <thread>
+
+#include "keel/core/lock_guard.h"
+
+namespace keel::core {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(RwLock, ManyReadersHoldAtOnce) {
+  RwLock lock("table");
+  lock.LockShared();
+  std::atomic<bool> other_read{false};
+  std::thread t([&] {
+    ReadGuard r(lock);
+    other_read = true;
+  });
+  t.join();
+  EXPECT_TRUE(other_read);
+  lock.UnlockShared();
+}
+
+TEST(RwLock, WriterExcludesReadersAndWriters) {
+  RwLock lock("table");
+  lock.Lock();
+  std::thread t([&] {
+    EXPECT_FALSE(lock.TryLockShared());
+    EXPECT_FALSE(lock.TryLock());
+  });
+  t.join();
+  lock.Unlock();
+  std::thread t2([&] {
+    EXPECT_TRUE(lock.TryLock());
+    lock.Unlock();
+  });
+  t2.join();
+}
+
+TEST(RwLock, WriterMayReenterItsWriteLock) {
+  RwLock lock("table");
+  lock.Lock();
+  lock.Lock();
+  EXPECT_TRUE(lock.TryLock());
+  EXPECT_TRUE(lock.HeldExclusivelyByMe());
+  lock.Unlock();
+  lock.Unlock();
+  EXPECT_TRUE(lock.HeldExclusivelyByMe());
+  lock.Unlock();
+  EXPECT_FALSE(lock.HeldExclusivelyByMe());
+  std::thread t([&] {
+    EXPECT_TRUE(lock.TryLock());
+    lock.Unlock();
+  });
+  t.join();
+}
+
+TEST(RwLock, WriterMayTakeTheReadLock) {
+  RwLock lock("table");
+  {
+    WriteGuard<RwLock> w(lock);
+    ReadGuard r(lock);
+    ReadGuard r2(lock);
+    EXPECT_TRUE(lock.HeldExclusivelyByMe());
+  }
+  std::thread t([&] {
+    EXPECT_TRUE(lock.TryLock());
+    lock.Unlock();
+  });
+  t.join();
+}
+
+TEST(RwLock, ReleasingWriteWhileReadingDowngrades) {
+  RwLock lock("table");
+  lock.Lock();
+  lock.LockShared();
+  lock.Unlock();  // now an ordinary reader
+  EXPECT_FALSE(lock.HeldExclusivelyByMe());
+  std::thread t([&] {
+    EXPECT_FALSE(lock.TryLock());      // a read is still held
+    EXPECT_TRUE(lock.TryLockShared());  // other readers are welcome
+    lock.UnlockShared();
+  });
+  t.join();
+  lock.UnlockShared();
+  std::thread t2([&] {
+    EXPECT_TRUE(lock.TryLock());
+    lock.Unlock();
+  });
+  t2.join();
+}
+
+TEST(RwLock, ReaderAskingToUpgradeIsRefused) {
+  RwLock lock("room-members");
+  ReadGuard r(lock);
+  try {
+    lock.Lock();
+    FAIL() << "upgrade was not refused";
+  } catch (const LockUpgradeError& e) {
+    EXPECT_NE(std::string(e.what()).find("room-members"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("upgrade"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(lock.TryLock());
+  EXPECT_FALSE(lock.HeldExclusivelyByMe());
+}
+
+TEST(RwLock, ReaderMayReenterWhileWriterWaits) {
+  RwLock lock("table");
+  lock.LockShared();
+  std::atomic<bool> writer_done{false};
+  std::thread writer([&] {
+    lock.Lock();
+    writer_done = true;
+    lock.Unlock();
+  });
+  // Give the writer time to announce itself; re-entry must not queue behind it.
+  std::this_thread::sleep_for(20ms);
+  lock.LockShared();
+  EXPECT_FALSE(writer_done);
+  lock.UnlockShared();
+  lock.UnlockShared();
+  writer.join();
+  EXPECT_TRUE(writer_done);
+}
+
+TEST(RwLock, WaitingWriterHoldsBackNewReaders) {
+  RwLock lock("table");
+  lock.LockShared();
+  std::atomic<bool> writer_in{false};
+  std::thread writer([&] {
+    lock.Lock();
+    writer_in = true;
+    lock.Unlock();
+  });
+  // Wait until the writer is waiting: new readers must then be refused.
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  bool refused = false;
+  while (!refused && std::chrono::steady_clock::now() < deadline) {
+    std::thread reader([&] {
+      if (lock.TryLockShared()) {
+        lock.UnlockShared();
+      } else {
+        refused = true;
+      }
+    });
+    reader.join();
+    if (!refused) std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_TRUE(refused) << "a new reader overtook a waiting writer";
+  EXPECT_FALSE(writer_in);
+  lock.UnlockShared();
+  writer.join();
+  EXPECT_TRUE(writer_in);
+}
+
+TEST(RwLock, WorksWithStandardGuards) {
+  RwLock lock("table");
+  {
+    std::unique_lock w(lock);
+  }
+  {
+    std::shared_lock r(lock);
+  }
+  EXPECT_TRUE(lock.TryLock());
+  lock.Unlock();
+}
+
+TEST(RwLock, KeepsItsName) {
+  RwLock lock("room-7");
+  EXPECT_STREQ(lock.name(), "room-7");
+}
+
+}  // namespace
+}  // namespace keel::core
