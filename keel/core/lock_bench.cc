@@ -56,7 +56,7 @@ void RegisterLock(const std::string& impl) {
   static Mutex mu;
   static Shared shared;
   for (int threads : {1, 2, 4}) {
-    const std::string name = "lock/" + impl + "/threads:" + std::to_string(threads);
+    const std::string name = "lock/" + impl;
     benchmark::RegisterBenchmark(name.c_str(), [](benchmark::State& s) { Exclusive(s, mu, shared); })
         ->Threads(threads);
   }
@@ -66,10 +66,12 @@ template <typename Mutex>
 void RegisterRw(const std::string& impl) {
   static Mutex mu;
   static Shared shared;
-  for (auto [label, write_every] : {std::pair{"read95", 20u}, std::pair{"read50", 2u}}) {
+  for (const auto& mix : {std::pair{"read95", 20u}, std::pair{"read50", 2u}}) {
+    const char* label = mix.first;
+    const uint32_t write_every = mix.second;
     for (int threads : {1, 2, 4}) {
       const std::string name =
-          std::string("rwlock_") + label + "/" + impl + "/threads:" + std::to_string(threads);
+          std::string("rwlock_") + label + "/" + impl;
       benchmark::RegisterBenchmark(name.c_str(), [write_every](benchmark::State& s) {
         ReadMostly(s, mu, shared, write_every);
       })->Threads(threads);

@@ -13,13 +13,13 @@ Semaphore::Semaphore(int64_t initial) : count_(initial) {
 }
 
 void Semaphore::Acquire() {
-  std::unique_lock lock(mu_);
-  cv_.wait(lock, [this] { return count_ > 0; });
+  MutexLock lock(mu_);
+  cv_.Wait(mu_, [this]() KEEL_REQUIRES(mu_) { return count_ > 0; });
   --count_;
 }
 
 bool Semaphore::TryAcquire() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (count_ == 0) return false;
   --count_;
   return true;
@@ -30,8 +30,10 @@ bool Semaphore::TryAcquireFor(std::chrono::nanoseconds timeout) {
 }
 
 bool Semaphore::TryAcquireUntil(std::chrono::steady_clock::time_point deadline) {
-  std::unique_lock lock(mu_);
-  if (!cv_.wait_until(lock, deadline, [this] { return count_ > 0; })) return false;
+  MutexLock lock(mu_);
+  if (!cv_.WaitUntil(mu_, deadline, [this]() KEEL_REQUIRES(mu_) { return count_ > 0; })) {
+    return false;
+  }
   --count_;
   return true;
 }
@@ -40,21 +42,21 @@ void Semaphore::Release(int64_t n) {
   if (n < 0) throw std::invalid_argument("Semaphore::Release: negative count");
   if (n == 0) return;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (n > Max() - count_) {
       throw std::overflow_error("Semaphore::Release: count would pass Max()");
     }
     count_ += n;
   }
   if (n == 1) {
-    cv_.notify_one();
+    cv_.NotifyOne();
   } else {
-    cv_.notify_all();  // waiters re-check; only n of them get a permit
+    cv_.NotifyAll();  // waiters re-check; only n of them get a permit
   }
 }
 
 int64_t Semaphore::Available() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return count_;
 }
 

@@ -11,10 +11,9 @@
 // variable); never wait on an IO thread or inside a job.
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <mutex>
 
+#include "keel/core/mutex.h"
 #include "keel/core/thread_annotations.h"
 
 namespace keel::core {
@@ -42,8 +41,8 @@ class Semaphore {
   int64_t Available() const;
 
  private:
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
+  mutable Mutex mu_{"Semaphore"};
+  CondVar cv_;
   int64_t count_ KEEL_GUARDED_BY(mu_);
 };
 

@@ -74,11 +74,11 @@ void ThreadGroup::RunThread(uint32_t index, std::stop_token stop) {
     body_(std::move(stop));
   } catch (const std::exception& e) {
     KEEL_LOG_ERROR("thread group '{}': body threw: {}", options_.name, e.what());
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     failures_.push_back({std::string(ThisThread::Name()), e.what()});
   } catch (...) {
     KEEL_LOG_ERROR("thread group '{}': body threw a non-std exception", options_.name);
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     failures_.push_back({std::string(ThisThread::Name()), "unknown exception"});
   }
   running_.fetch_sub(1, std::memory_order_relaxed);
@@ -101,7 +101,7 @@ void ThreadGroup::Join() {
 }
 
 std::vector<ThreadFailure> ThreadGroup::Failures() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return failures_;
 }
 

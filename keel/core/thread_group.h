@@ -20,13 +20,13 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <stdexcept>
 #include <stop_token>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "keel/core/mutex.h"
 #include "keel/core/thread_annotations.h"
 
 namespace keel::core {
@@ -82,7 +82,7 @@ class ThreadGroup {
   Body body_;
   std::vector<std::jthread> threads_;
   std::atomic<uint32_t> running_{0};
-  mutable std::mutex mu_;
+  mutable Mutex mu_{"ThreadGroup"};
   std::vector<ThreadFailure> failures_ KEEL_GUARDED_BY(mu_);
 };
 
