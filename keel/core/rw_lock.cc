@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "keel/core/internal/backoff.h"
+#include "keel/core/internal/parking.h"
 #include "keel/core/thread_context.h"
 
 namespace keel::core {
@@ -98,7 +99,15 @@ void RwLock::Lock() KEEL_NO_THREAD_SAFETY_ANALYSIS {
     // Announce the waiting writer so new readers stand back.
     state_.fetch_add(kWriterWaiting, std::memory_order_relaxed);
     internal::Backoff backoff;
-    while (!TryLockExclusiveFast(kWriterWaiting)) backoff.Pause();
+    while (!TryLockExclusiveFast(kWriterWaiting)) {
+      if (backoff.ShouldPark(kYieldsBeforePark)) {
+        parking_.Park([this] {
+          return (state_.load(std::memory_order_seq_cst) & (kWriteLocked | kReaderMask)) != 0;
+        }, /*timed=*/false);
+      } else {
+        backoff.Pause();
+      }
+    }
   }
   owner_.store(me, std::memory_order_relaxed);
   write_depth_ = 1;
@@ -131,10 +140,13 @@ void RwLock::LockExclusiveRelease() noexcept {
   if (reads > 0) {
     // Downgrade: the reads taken while writing become ordinary read holds.
     AddReadHold(this, reads);
-    state_.fetch_add(1u - kWriteLocked, std::memory_order_release);  // pairs with acquires
+    // seq_cst: pairs with the acquires, and orders the release before
+    // Parking's read of the parked count (parking.h, strict protocol).
+    state_.fetch_add(1u - kWriteLocked, std::memory_order_seq_cst);
   } else {
-    state_.fetch_sub(kWriteLocked, std::memory_order_release);  // pairs with acquires
+    state_.fetch_sub(kWriteLocked, std::memory_order_seq_cst);  // as above
   }
+  parking_.UnparkAll();
 }
 
 void RwLock::LockShared() KEEL_NO_THREAD_SAFETY_ANALYSIS {
@@ -149,7 +161,16 @@ void RwLock::LockShared() KEEL_NO_THREAD_SAFETY_ANALYSIS {
     return;
   }
   internal::Backoff backoff;
-  while (!TryLockSharedFast()) backoff.Pause();
+  while (!TryLockSharedFast()) {
+    if (backoff.ShouldPark(kYieldsBeforePark)) {
+      parking_.Park([this] {
+        const uint32_t s = state_.load(std::memory_order_seq_cst);
+        return (s & (kWriteLocked | kWaitingMask)) != 0 || (s & kReaderMask) == kReaderMask;
+      }, /*timed=*/false);
+    } else {
+      backoff.Pause();
+    }
+  }
   ReadHolds().push_back({this, 1});
 }
 
@@ -174,7 +195,10 @@ void RwLock::UnlockShared() KEEL_NO_THREAD_SAFETY_ANALYSIS {
     return;
   }
   if (DropReadHold(this)) {
-    state_.fetch_sub(1, std::memory_order_release);  // pairs with the writer's acquire
+    // seq_cst: pairs with the writer's acquire and orders the release before
+    // Parking's read of the parked count (parking.h, strict protocol).
+    state_.fetch_sub(1, std::memory_order_seq_cst);
+    parking_.UnparkAll();
   }
 }
 

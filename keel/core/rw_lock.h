@@ -13,7 +13,9 @@
 //  - Writer preference: once a writer waits, new readers wait behind it, so a
 //    stream of readers cannot starve writers.
 //
-// Waiters back off as SpinLock's do (pause, yield, then short sleeps). Each
+// Waiters back off as SpinLock's do (pause, yield, then park on a futex until
+// an unlock wakes them; RwLock's unlocks are atomic RMWs already, so its
+// parking never misses a wake-up, see internal/parking.h). Each
 // thread keeps a small list of the RwLocks it reads, which is how upgrades
 // and re-entry are recognised. Hold it only for short sections.
 
@@ -22,6 +24,7 @@
 #include <stdexcept>
 
 #include "keel/core/deadlock_detector.h"
+#include "keel/core/internal/parking.h"
 #include "keel/core/thread_annotations.h"
 
 namespace keel::core {
@@ -70,7 +73,10 @@ class KEEL_CAPABILITY("mutex") RwLock {
   bool TryLockSharedFast() noexcept;
   void LockExclusiveRelease() noexcept;
 
+  static constexpr uint32_t kYieldsBeforePark = 2;
+
   std::atomic<uint32_t> state_{0};
+  internal::Parking parking_;
   // Thread id of the writer, 0 if none. Only the writer stores its own id, so
   // a relaxed load equal to the caller's id proves the caller is the writer.
   std::atomic<uint32_t> owner_{0};

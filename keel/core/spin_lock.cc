@@ -6,9 +6,13 @@ namespace keel::core {
 
 void SpinLock::LockSlow() noexcept {
   internal::Backoff backoff;
-  do {
-    backoff.Pause();
-  } while (!TryLockFast());
+  while (!TryLockFast()) {
+    if (backoff.ShouldPark(kYieldsBeforePark)) {
+      parking_.Park([this] { return locked_.load(std::memory_order_seq_cst); }, /*timed=*/true);
+    } else {
+      backoff.Pause();
+    }
+  }
 }
 
 }  // namespace keel::core

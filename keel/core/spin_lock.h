@@ -3,9 +3,9 @@
 // dozen instructions: a counter, a free list, a queue splice).
 //
 // Waiters spin on a plain load (no cache-line ping-pong while held), backing
-// off exponentially, then yield, then sleep in growing steps up to 256 us, so
-// a waiter never burns a core for long when the holder was preempted. Not
-// re-entrant and not fair. Holding it across a syscall or a long loop is a
+// off exponentially, then yield twice, then park on a futex until an unlock
+// wakes them, so a waiter never burns a core for long when the holder was
+// preempted or the machine is oversubscribed. Not re-entrant and not fair. Holding it across a syscall or a long loop is a
 // bug: use std::mutex there.
 //
 // Named for the DeadlockDetector; use with LockGuard (or std::lock_guard,
@@ -15,6 +15,7 @@
 #include <atomic>
 
 #include "keel/core/deadlock_detector.h"
+#include "keel/core/internal/parking.h"
 #include "keel/core/thread_annotations.h"
 
 namespace keel::core {
@@ -37,7 +38,10 @@ class KEEL_CAPABILITY("mutex") SpinLock {
   }
   void Unlock() KEEL_RELEASE() {
     identity_.OnRelease();
-    locked_.store(false, std::memory_order_release);  // pairs with the acquire in TryLockFast
+    // Pairs with the acquire in TryLockFast. A plain store: parking.h's
+    // relaxed protocol, whose waiters park with a timeout.
+    locked_.store(false, std::memory_order_release);
+    parking_.UnparkOne();
   }
 
   // BasicLockable / Lockable spelling for std::lock_guard, std::scoped_lock.
@@ -54,7 +58,11 @@ class KEEL_CAPABILITY("mutex") SpinLock {
   }
   void LockSlow() noexcept;
 
+  // Yields after spinning before a waiter parks; measured in docs/benchmarks.md.
+  static constexpr uint32_t kYieldsBeforePark = 2;
+
   std::atomic<bool> locked_{false};
+  internal::Parking parking_;
   internal::LockIdentity identity_;
 };
 

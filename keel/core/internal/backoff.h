@@ -39,6 +39,9 @@ class Backoff {
   }
   // True once the waiter has gone past pure spinning.
   bool Yielding() const noexcept { return round_ >= kSpinRounds; }
+  // True once spinning and `yields` yields have not got the waiter through:
+  // time to park (see parking.h) rather than sleep blind.
+  bool ShouldPark(uint32_t yields) const noexcept { return round_ >= kSpinRounds + yields; }
 
  private:
   uint32_t round_ = 0;
