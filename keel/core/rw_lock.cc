@@ -4,7 +4,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
-#include <vector>
 
 #include "keel/core/internal/backoff.h"
 #include "keel/core/internal/parking.h"
@@ -14,41 +13,52 @@ namespace keel::core {
 namespace {
 
 // The RwLocks the calling thread holds for reading, with their depth. A
-// thread rarely reads more than two or three locks at once: a linear scan
-// from the back is cheapest.
+// thread rarely reads more than two or three locks at once, so a small fixed
+// array scanned from the back is cheapest; being trivially destructible and
+// constinit it is read without a TLS wrapper call. Holding more than
+// kMaxReadHolds distinct RwLocks at once is refused (LockShared throws).
+constexpr uint32_t kMaxReadHolds = 32;
+
 struct ReadHold {
   const RwLock* lock;
   uint32_t depth;
 };
 
-std::vector<ReadHold>& ReadHolds() {
-  thread_local std::vector<ReadHold> holds = [] {
-    std::vector<ReadHold> v;
-    v.reserve(8);
-    return v;
-  }();
-  return holds;
-}
+struct ReadHoldSet {
+  ReadHold items[kMaxReadHolds];
+  uint32_t size;
+};
+
+__attribute__((tls_model("initial-exec"))) constinit thread_local ReadHoldSet t_holds{};
 
 ReadHold* FindReadHold(const RwLock* lock) {
-  auto& holds = ReadHolds();
-  for (auto it = holds.rbegin(); it != holds.rend(); ++it) {
-    if (it->lock == lock) return &*it;
+  for (uint32_t i = t_holds.size; i > 0; --i) {
+    if (t_holds.items[i - 1].lock == lock) return &t_holds.items[i - 1];
   }
   return nullptr;
+}
+
+bool ReadHoldsFull() { return t_holds.size == kMaxReadHolds; }
+
+void PushReadHold(const RwLock* lock, uint32_t depth) {
+  if (ReadHoldsFull()) [[unlikely]] {
+    std::fprintf(stderr, "keel: thread '%s' holds more than %u RwLocks for reading\n",
+                 std::string(ThisThread::Name()).c_str(), kMaxReadHolds);
+    std::abort();
+  }
+  t_holds.items[t_holds.size++] = {lock, depth};
 }
 
 void AddReadHold(const RwLock* lock, uint32_t depth) {
   if (ReadHold* hold = FindReadHold(lock)) {
     hold->depth += depth;
   } else {
-    ReadHolds().push_back({lock, depth});
+    PushReadHold(lock, depth);
   }
 }
 
 // Returns true when the depth reaches zero (the hold is then removed).
 bool DropReadHold(const RwLock* lock) {
-  auto& holds = ReadHolds();
   ReadHold* hold = FindReadHold(lock);
   if (hold == nullptr) [[unlikely]] {
     std::fprintf(stderr, "keel: RwLock '%s' unlocked for reading by thread '%s' that does not hold it\n",
@@ -56,8 +66,18 @@ bool DropReadHold(const RwLock* lock) {
     std::abort();
   }
   if (--hold->depth > 0) return false;
-  holds.erase(holds.begin() + (hold - holds.data()));
+  ReadHold* const last = &t_holds.items[t_holds.size - 1];
+  for (ReadHold* h = hold; h < last; ++h) *h = *(h + 1);
+  --t_holds.size;
   return true;
+}
+
+void CheckReadHoldRoom(const RwLock* lock) {
+  if (ReadHoldsFull()) [[unlikely]] {
+    throw std::length_error(std::string("RwLock '") + lock->name() + "': thread '" +
+                            std::string(ThisThread::Name()) + "' already holds " +
+                            std::to_string(kMaxReadHolds) + " RwLocks for reading");
+  }
 }
 
 }  // namespace
@@ -155,11 +175,13 @@ void RwLock::LockShared() KEEL_NO_THREAD_SAFETY_ANALYSIS {
     ++reads_under_write_;
     return;
   }
-  identity_.BeforeAcquire();
   if (ReadHold* hold = FindReadHold(this)) {
+    identity_.BeforeAcquire();
     ++hold->depth;  // re-entry: must not queue behind a waiting writer
     return;
   }
+  CheckReadHoldRoom(this);
+  identity_.BeforeAcquire();
   internal::Backoff backoff;
   while (!TryLockSharedFast()) {
     if (backoff.ShouldPark(kYieldsBeforePark)) {
@@ -171,7 +193,7 @@ void RwLock::LockShared() KEEL_NO_THREAD_SAFETY_ANALYSIS {
       backoff.Pause();
     }
   }
-  ReadHolds().push_back({this, 1});
+  PushReadHold(this, 1);
 }
 
 bool RwLock::TryLockShared() KEEL_NO_THREAD_SAFETY_ANALYSIS {
@@ -179,8 +201,8 @@ bool RwLock::TryLockShared() KEEL_NO_THREAD_SAFETY_ANALYSIS {
     ++reads_under_write_;
   } else if (ReadHold* hold = FindReadHold(this)) {
     ++hold->depth;
-  } else if (TryLockSharedFast()) {
-    ReadHolds().push_back({this, 1});
+  } else if (!ReadHoldsFull() && TryLockSharedFast()) {
+    PushReadHold(this, 1);
   } else {
     return false;
   }

@@ -6,7 +6,10 @@
 #include <chrono>
 #include <mutex>
 #include <shared_mutex>
+#include <memory>
+#include <stdexcept>
 #include <thread>
+#include <vector>
 
 #include "keel/core/lock_guard.h"
 
@@ -170,6 +173,19 @@ TEST(RwLock, WorksWithStandardGuards) {
   }
   EXPECT_TRUE(lock.TryLock());
   lock.Unlock();
+}
+
+TEST(RwLock, RefusesMoreReadHoldsThanItTracks) {
+  std::vector<std::unique_ptr<RwLock>> locks;
+  for (int i = 0; i < 33; ++i) locks.push_back(std::make_unique<RwLock>("many"));
+  for (int i = 0; i < 32; ++i) locks[static_cast<size_t>(i)]->LockShared();
+  EXPECT_THROW(locks[32]->LockShared(), std::length_error);
+  EXPECT_FALSE(locks[32]->TryLockShared());
+  locks[0]->LockShared();  // re-entry needs no new slot
+  locks[0]->UnlockShared();
+  for (int i = 0; i < 32; ++i) locks[static_cast<size_t>(i)]->UnlockShared();
+  EXPECT_TRUE(locks[32]->TryLock());  // nothing was left half-taken
+  locks[32]->Unlock();
 }
 
 TEST(RwLock, KeepsItsName) {

@@ -22,6 +22,7 @@ Context& Current() noexcept {
   thread_local Context ctx;
   if (ctx.id == 0) [[unlikely]] {
     ctx.id = g_next_id.fetch_add(1, std::memory_order_relaxed);
+    internal::tls_thread_id = ctx.id;
     const bool is_main = ::syscall(SYS_gettid) == ::getpid();
     ctx.name = is_main ? "main" : "thread-" + std::to_string(ctx.id);
   }
@@ -30,7 +31,11 @@ Context& Current() noexcept {
 
 }  // namespace
 
-uint32_t ThisThread::Id() noexcept { return Current().id; }
+namespace internal {
+__attribute__((tls_model("initial-exec"))) constinit thread_local uint32_t tls_thread_id = 0;
+uint32_t AssignThreadId() noexcept { return Current().id; }
+}  // namespace internal
+
 std::string_view ThisThread::Name() noexcept { return Current().name; }
 std::string_view ThisThread::Group() noexcept { return Current().group; }
 uint32_t ThisThread::IndexInGroup() noexcept { return Current().index; }

@@ -13,11 +13,21 @@
 #include <string_view>
 
 namespace keel::core {
+namespace internal {
+// The calling thread's id, 0 until assigned; read inline on lock paths.
+// initial-exec: a direct %fs-relative load even in -fPIC code (Keel's
+// libraries are linked into programs, not dlopen'ed).
+extern constinit thread_local uint32_t tls_thread_id __attribute__((tls_model("initial-exec")));
+uint32_t AssignThreadId() noexcept;
+}  // namespace internal
 
 class ThisThread {
  public:
   // Small dense id of the calling thread (>= 1).
-  static uint32_t Id() noexcept;
+  static uint32_t Id() noexcept {
+    const uint32_t id = internal::tls_thread_id;
+    return id != 0 ? id : internal::AssignThreadId();
+  }
   static std::string_view Name() noexcept;
   // Group name ("" for threads outside any ThreadGroup).
   static std::string_view Group() noexcept;
