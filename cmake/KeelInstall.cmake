@@ -15,7 +15,8 @@ install(TARGETS ${_keel_layers} keel EXPORT keelTargets
   INCLUDES DESTINATION include)
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/keel/ DESTINATION include/keel
   FILES_MATCHING PATTERN "*.h"
-  PATTERN "*_test*" EXCLUDE)
+  PATTERN "*_test*" EXCLUDE
+  PATTERN "testing" EXCLUDE)
 install(EXPORT keelTargets NAMESPACE keel:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/keel)
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/keelConfig.cmake.in
   ${PROJECT_BINARY_DIR}/keelConfig.cmake

@@ -16,6 +16,7 @@
 #include <mutex>
 
 #include "keel/core/deadlock_detector.h"
+#include "keel/core/lock_guard.h"
 #include "keel/core/thread_annotations.h"
 
 namespace keel::core {
@@ -52,16 +53,7 @@ class KEEL_CAPABILITY("mutex") Mutex {
   internal::LockIdentity identity_;
 };
 
-class KEEL_SCOPED_CAPABILITY MutexLock {
- public:
-  explicit MutexLock(Mutex& mu) KEEL_ACQUIRE(mu) : mu_(mu) { mu_.Lock(); }
-  ~MutexLock() KEEL_RELEASE() { mu_.Unlock(); }
-  MutexLock(const MutexLock&) = delete;
-  MutexLock& operator=(const MutexLock&) = delete;
-
- private:
-  Mutex& mu_;
-};
+using MutexLock = LockGuard<Mutex>;
 
 // A condition variable for Mutex. The caller holds `mu` around every wait;
 // the wait releases it while blocked and holds it again on return.

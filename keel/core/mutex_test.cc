@@ -5,6 +5,8 @@
 #include <chrono>
 #include <thread>
 
+#include "keel/core/testing/other_thread.h"
+
 namespace keel::core {
 namespace {
 
@@ -13,16 +15,9 @@ using namespace std::chrono_literals;
 TEST(Mutex, ExcludesOtherThreads) {
   Mutex mu("table");
   mu.Lock();
-  std::thread([&] { EXPECT_FALSE(mu.TryLock()); }).join();
+  EXPECT_FALSE(testing::FreeForOthers(mu));
   mu.Unlock();
-  bool got = false;
-  std::thread([&] {
-    if (mu.TryLock()) {
-      got = true;
-      mu.Unlock();
-    }
-  }).join();
-  EXPECT_TRUE(got);
+  EXPECT_TRUE(testing::FreeForOthers(mu));
   EXPECT_STREQ(mu.name(), "table");
 }
 

@@ -12,39 +12,29 @@
 #include <vector>
 
 #include "keel/core/lock_guard.h"
+#include "keel/core/testing/other_thread.h"
 
 namespace keel::core {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::FreeForOthers;
+using testing::ReadableByOthers;
 
 TEST(RwLock, ManyReadersHoldAtOnce) {
   RwLock lock("table");
   lock.LockShared();
-  std::atomic<bool> other_read{false};
-  std::thread t([&] {
-    ReadGuard r(lock);
-    other_read = true;
-  });
-  t.join();
-  EXPECT_TRUE(other_read);
+  EXPECT_TRUE(ReadableByOthers(lock));
   lock.UnlockShared();
 }
 
 TEST(RwLock, WriterExcludesReadersAndWriters) {
   RwLock lock("table");
   lock.Lock();
-  std::thread t([&] {
-    EXPECT_FALSE(lock.TryLockShared());
-    EXPECT_FALSE(lock.TryLock());
-  });
-  t.join();
+  EXPECT_FALSE(ReadableByOthers(lock));
+  EXPECT_FALSE(FreeForOthers(lock));
   lock.Unlock();
-  std::thread t2([&] {
-    EXPECT_TRUE(lock.TryLock());
-    lock.Unlock();
-  });
-  t2.join();
+  EXPECT_TRUE(FreeForOthers(lock));
 }
 
 TEST(RwLock, WriterMayReenterItsWriteLock) {
@@ -58,11 +48,7 @@ TEST(RwLock, WriterMayReenterItsWriteLock) {
   EXPECT_TRUE(lock.HeldExclusivelyByMe());
   lock.Unlock();
   EXPECT_FALSE(lock.HeldExclusivelyByMe());
-  std::thread t([&] {
-    EXPECT_TRUE(lock.TryLock());
-    lock.Unlock();
-  });
-  t.join();
+  EXPECT_TRUE(FreeForOthers(lock));
 }
 
 TEST(RwLock, WriterMayTakeTheReadLock) {
@@ -73,11 +59,7 @@ TEST(RwLock, WriterMayTakeTheReadLock) {
     ReadGuard r2(lock);
     EXPECT_TRUE(lock.HeldExclusivelyByMe());
   }
-  std::thread t([&] {
-    EXPECT_TRUE(lock.TryLock());
-    lock.Unlock();
-  });
-  t.join();
+  EXPECT_TRUE(FreeForOthers(lock));
 }
 
 TEST(RwLock, ReleasingWriteWhileReadingDowngrades) {
@@ -86,18 +68,10 @@ TEST(RwLock, ReleasingWriteWhileReadingDowngrades) {
   lock.LockShared();
   lock.Unlock();  // now an ordinary reader
   EXPECT_FALSE(lock.HeldExclusivelyByMe());
-  std::thread t([&] {
-    EXPECT_FALSE(lock.TryLock());      // a read is still held
-    EXPECT_TRUE(lock.TryLockShared());  // other readers are welcome
-    lock.UnlockShared();
-  });
-  t.join();
+  EXPECT_FALSE(FreeForOthers(lock));     // a read is still held
+  EXPECT_TRUE(ReadableByOthers(lock));   // other readers are welcome
   lock.UnlockShared();
-  std::thread t2([&] {
-    EXPECT_TRUE(lock.TryLock());
-    lock.Unlock();
-  });
-  t2.join();
+  EXPECT_TRUE(FreeForOthers(lock));
 }
 
 TEST(RwLock, ReaderAskingToUpgradeIsRefused) {

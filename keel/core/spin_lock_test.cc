@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "keel/core/lock_guard.h"
+#include "keel/core/testing/other_thread.h"
 
 namespace keel::core {
 namespace {
@@ -17,14 +18,9 @@ using namespace std::chrono_literals;
 TEST(SpinLock, TryLockFailsWhileHeld) {
   SpinLock lock("free-list");
   ASSERT_TRUE(lock.TryLock());
-  std::thread t([&] { EXPECT_FALSE(lock.TryLock()); });
-  t.join();
+  EXPECT_FALSE(testing::FreeForOthers(lock));
   lock.Unlock();
-  std::thread t2([&] {
-    EXPECT_TRUE(lock.TryLock());
-    lock.Unlock();
-  });
-  t2.join();
+  EXPECT_TRUE(testing::FreeForOthers(lock));
 }
 
 TEST(SpinLock, WaiterGetsTheLockAfterRelease) {
