@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Echo benchmark: Keel's echo server and its peers against one ping-pong client.
+
+Every server runs the same workload in the same invocation: N connections on
+127.0.0.1, one S-byte message in flight on each (strict request/response).
+Placement "same": server and client pinned to one core (steadiest, ranks CPU
+efficiency); "split": server on CPU 0, client on CPU 1. Each cell is repeated
+and the median kept. Reported: round trips/s, p99 latency, and server CPU
+time per message (from /proc/<pid>/stat over the measured window), each with
+its ratio to the plain epoll server.
+
+    bench/echo/run_echo_bench.py --build build/release
+    bench/echo/run_echo_bench.py --connections 100 --sizes 16 --placements same --repeat 3
+"""
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(port, proc, timeout=5.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("server did not start listening")
+
+
+def servers(build, keel, keel_ios):
+    echo = os.path.join(build, "bench", "echo")
+    table = []
+    if keel:
+        for io in keel_ios:
+            table.append((f"keel ({io})", lambda p, io=io: [keel, "--port", str(p), "--threads", "1", "--io", io]))
+    table += [
+        ("plain epoll", lambda p: [os.path.join(echo, "epoll_echo_server"), "--port", str(p)]),
+        ("libuv", lambda p: [os.path.join(echo, "uv_echo_server"), "--port", str(p)]),
+        ("asio (1 thread, nodelay)", lambda p: [os.path.join(echo, "asio_echo_server_mt"), "--port", str(p), "--threads", "1"]),
+    ]
+    example = os.path.join(echo, "asio_echo_example")
+    if os.path.exists(example):
+        table.append(("asio example (Debian)", lambda p: [example, str(p)]))
+    return table
+
+
+def run_cell(cmd_for_port, client, placement, conns, size, seconds, warmup):
+    port = free_port()
+    server_cpu, client_cpu = ("0", "0") if placement == "same" else ("0", "1")
+    proc = subprocess.Popen(["taskset", "-c", server_cpu] + cmd_for_port(port),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_listening(port, proc)
+        out = subprocess.run(
+            ["taskset", "-c", client_cpu, client, "--port", str(port), "--connections", str(conns),
+             "--size", str(size), "--seconds", str(seconds), "--warmup", str(warmup),
+             "--server-pid", str(proc.pid)],
+            capture_output=True, text=True, timeout=seconds + warmup + 60)
+        if out.returncode != 0:
+            return {"error": out.stderr.strip()[-200:] or f"client exit {out.returncode}"}
+        return json.loads(out.stdout)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--build", default="build/release")
+    p.add_argument("--keel", default="", help="Keel echo server binary (default: look in the build)")
+    p.add_argument("--keel-io", default="uring,epoll")
+    p.add_argument("--connections", default="1,10,100,1000")
+    p.add_argument("--sizes", default="16,4096")
+    p.add_argument("--placements", default="same,split")
+    p.add_argument("--seconds", type=float, default=2.0)
+    p.add_argument("--warmup", type=float, default=0.5)
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--json", default="", help="also write every raw result here")
+    args = p.parse_args()
+
+    keel = args.keel
+    if not keel:
+        for name in ("keel_echo_server", "echo_server"):
+            cand = os.path.join(args.build, "apps", "echo_server", name)
+            if os.path.exists(cand):
+                keel = cand
+                break
+    if not keel:
+        print("note: no Keel echo server found; peers only", file=sys.stderr)
+    client = os.path.join(args.build, "bench", "echo", "pingpong_client")
+    table = servers(args.build, keel, args.keel_io.split(","))
+    raw = []
+    print("| placement | conns | size | server | msgs/s | p99 µs | server CPU µs/msg | msgs/s vs epoll | CPU/msg vs epoll |")
+    print("|---|---:|---:|---|---:|---:|---:|---:|---:|")
+    for placement in args.placements.split(","):
+        for conns in map(int, args.connections.split(",")):
+            for size in map(int, args.sizes.split(",")):
+                rows = {}
+                for name, cmd in table:
+                    runs = [run_cell(cmd, client, placement, conns, size, args.seconds, args.warmup)
+                            for _ in range(args.repeat)]
+                    raw.append({"placement": placement, "connections": conns, "size": size,
+                                "server": name, "runs": runs})
+                    good = [r for r in runs if "error" not in r]
+                    if not good:
+                        rows[name] = None
+                        print(f"| {placement} | {conns} | {size} | {name} | error: {runs[0]['error']} | | | | |")
+                        continue
+                    rows[name] = {
+                        "rate": statistics.median(r["msgs_per_s"] for r in good),
+                        "p99": statistics.median(r["p99_us"] for r in good),
+                        "cpu": statistics.median(r["server_cpu_us_per_msg"] for r in good),
+                    }
+                base = rows.get("plain epoll")
+                for name, r in rows.items():
+                    if r is None:
+                        continue
+                    rate_ratio = f"{r['rate'] / base['rate']:.2f}" if base and base["rate"] else "n/a"
+                    cpu_ratio = f"{r['cpu'] / base['cpu']:.2f}" if base and base["cpu"] > 0 else "n/a"
+                    print(f"| {placement} | {conns} | {size} | {name} | {r['rate']:,.0f} | {r['p99']:.0f} | "
+                          f"{r['cpu']:.2f} | {rate_ratio} | {cpu_ratio} |", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(raw, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
