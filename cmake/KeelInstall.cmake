@@ -1,6 +1,5 @@
 # Installs the layer libraries, their headers and a CMake package so that
 # another project can do find_package(keel) and link keel::keel.
-include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
 get_property(_keel_layers GLOBAL PROPERTY KEEL_LAYER_TARGETS)

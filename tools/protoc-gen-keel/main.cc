@@ -1,0 +1,221 @@
+// protoc-gen-keel: generates, for each .proto, `<name>.keel.h` with
+//  - the message ids (kChatSayId) and keel::proto::MessageId<T> traits, from
+//    the (keel.msg_id) option, so ids never depend on message order;
+//  - <Name>ProtocolTable(): which ids clients may send in which states and
+//    their own rate limits (keel/proto/protocol_table.h);
+//  - <Name>Handler<SessionPtr>: one typed pure virtual handler per message a
+//    client may send (HandleChatSay(const SessionPtr&, const ChatSay&)) and
+//    Dispatch(session, frame), a switch over the 16-bit id (every one of the
+//    65,536 ids lands somewhere: unknown ones are refused), which parses the
+//    payload with keel::proto::ParsePayload and calls the handler.
+// Run by keel_add_protocol() (cmake/KeelProtocol.cmake). Errors (missing,
+// duplicate or out-of-range ids) fail the protoc run with the message name.
+#include <google/protobuf/compiler/code_generator.h>
+#include <google/protobuf/compiler/plugin.h>
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/io/printer.h>
+#include <google/protobuf/io/zero_copy_stream.h>
+
+#include <cctype>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "keel/proto/options.pb.h"
+
+namespace {
+
+using google::protobuf::Descriptor;
+using google::protobuf::FileDescriptor;
+using google::protobuf::compiler::GeneratorContext;
+using google::protobuf::io::Printer;
+
+struct WireMessage {
+  const Descriptor* descriptor;
+  uint32_t id;
+  uint32_t client_states;
+  uint32_t rate;
+};
+
+std::string BaseName(const std::string& proto_path) {
+  std::string name = proto_path.substr(proto_path.rfind('/') + 1);
+  return name.substr(0, name.rfind(".proto"));
+}
+
+// chat_protocol -> ChatProtocol
+std::string CamelCase(const std::string& snake) {
+  std::string out;
+  bool upper = true;
+  for (char c : snake) {
+    if (c == '_' || c == '-' || c == '.') {
+      upper = true;
+    } else {
+      out += upper ? static_cast<char>(std::toupper(static_cast<unsigned char>(c))) : c;
+      upper = false;
+    }
+  }
+  return out;
+}
+
+// "game.chat" -> "game::chat"
+std::string CppNamespace(const std::string& package) {
+  std::string out;
+  for (char c : package) {
+    if (c == '.') {
+      out += "::";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+// Qualified C++ name of a message type: ::game::chat::Outer_Inner
+std::string CppType(const Descriptor* d) {
+  std::string name = d->name();
+  for (const Descriptor* outer = d->containing_type(); outer != nullptr;
+       outer = outer->containing_type()) {
+    name = outer->name() + "_" + name;
+  }
+  const std::string ns = CppNamespace(d->file()->package());
+  return ns.empty() ? "::" + name : "::" + ns + "::" + name;
+}
+
+void Collect(const Descriptor* d, std::vector<WireMessage>& out) {
+  const auto& options = d->options();
+  if (options.HasExtension(keel::msg_id)) {
+    out.push_back({d, options.GetExtension(keel::msg_id), options.GetExtension(keel::client_states),
+                   options.GetExtension(keel::rate_per_second)});
+  }
+  for (int i = 0; i < d->nested_type_count(); ++i) Collect(d->nested_type(i), out);
+}
+
+class KeelGenerator final : public google::protobuf::compiler::CodeGenerator {
+ public:
+  bool Generate(const FileDescriptor* file, const std::string& /*parameter*/,
+                GeneratorContext* context, std::string* error) const override {
+    std::vector<WireMessage> messages;
+    for (int i = 0; i < file->message_type_count(); ++i) Collect(file->message_type(i), messages);
+    std::map<uint32_t, std::string> seen;
+    for (const auto& m : messages) {
+      if (m.id == 0 || m.id > 0xFFFF) {
+        *error = m.descriptor->full_name() + ": (keel.msg_id) " + std::to_string(m.id) +
+                 " is outside 1..65535";
+        return false;
+      }
+      if (m.client_states > 0xFF) {
+        *error = m.descriptor->full_name() + ": (keel.client_states) must fit in 8 bits";
+        return false;
+      }
+      auto [it, fresh] = seen.emplace(m.id, m.descriptor->full_name());
+      if (!fresh) {
+        *error = m.descriptor->full_name() + ": (keel.msg_id) " + std::to_string(m.id) +
+                 " already used by " + it->second;
+        return false;
+      }
+    }
+
+    const std::string base = BaseName(file->name());
+    const std::string name = CamelCase(base);
+    const std::string dir = file->name().substr(0, file->name().rfind('/') + 1);
+    const std::string header = file->name().substr(0, file->name().rfind(".proto")) + ".keel.h";
+    std::unique_ptr<google::protobuf::io::ZeroCopyOutputStream> stream(context->Open(header));
+    Printer p(stream.get(), '$');
+    std::map<std::string, std::string> vars{
+        {"name", name},
+        {"source", file->name()},
+        {"pb_header", file->name().substr(0, file->name().rfind(".proto")) + ".pb.h"},
+        {"ns", CppNamespace(file->package())}};
+
+    p.Print(vars,
+            "// Generated by protoc-gen-keel from $source$. Do not edit.\n"
+            "#pragma once\n\n"
+            "#include <cstdint>\n\n"
+            "#include \"$pb_header$\"\n"
+            "#include \"keel/proto/message_codec.h\"\n"
+            "#include \"keel/proto/packet_framer.h\"\n"
+            "#include \"keel/proto/protocol_table.h\"\n\n");
+    if (!vars["ns"].empty()) p.Print(vars, "namespace $ns$ {\n\n");
+
+    for (const auto& m : messages) {
+      vars["msg"] = m.descriptor->name();
+      vars["id"] = std::to_string(m.id);
+      p.Print(vars, "inline constexpr uint16_t k$msg$Id = $id$;\n");
+    }
+    p.Print("\n");
+    p.Print(vars, "// Which ids clients may send, in which states, at what rate.\n"
+                  "inline const ::keel::proto::ProtocolTable& $name$ProtocolTable() {\n"
+                  "  static const ::keel::proto::ProtocolTable table = [] {\n"
+                  "    ::keel::proto::ProtocolTable t;\n");
+    for (const auto& m : messages) {
+      if (m.client_states == 0) continue;
+      vars["msg"] = m.descriptor->name();
+      vars["states"] = std::to_string(m.client_states);
+      vars["rate"] = std::to_string(m.rate);
+      p.Print(vars, "    t.Allow(k$msg$Id, $states$, $rate$);\n");
+    }
+    p.Print("    return t;\n  }();\n  return table;\n}\n\n");
+
+    p.Print(vars,
+            "// Typed handlers for every message a client may send, and the\n"
+            "// dispatch from a frame to them. SessionPtr is the program's session\n"
+            "// handle (keel::net::SessionPtr in servers, a fake in tests).\n"
+            "template <typename SessionPtr>\n"
+            "class $name$Handler {\n"
+            " public:\n"
+            "  virtual ~$name$Handler() = default;\n\n");
+    for (const auto& m : messages) {
+      if (m.client_states == 0) continue;
+      vars["msg"] = m.descriptor->name();
+      vars["type"] = CppType(m.descriptor);
+      p.Print(vars, "  virtual void Handle$msg$(const SessionPtr& session, const $type$& msg) = 0;\n");
+    }
+    p.Print(vars,
+            "\n"
+            "  // Parses the frame's payload as the message its id names and calls\n"
+            "  // its handler; kUnknownId for ids clients may not send, kBadPayload\n"
+            "  // if the payload does not parse within the limits.\n"
+            "  ::keel::proto::RejectReason Dispatch(const SessionPtr& session,\n"
+            "                                       const ::keel::proto::Frame& frame) {\n"
+            "    switch (frame.id) {\n");
+    for (const auto& m : messages) {
+      if (m.client_states == 0) continue;
+      vars["msg"] = m.descriptor->name();
+      vars["type"] = CppType(m.descriptor);
+      p.Print(vars,
+              "      case k$msg$Id: {\n"
+              "        $type$ msg;\n"
+              "        if (!::keel::proto::ParsePayload(msg, frame.payload)) {\n"
+              "          return ::keel::proto::RejectReason::kBadPayload;\n"
+              "        }\n"
+              "        Handle$msg$(session, msg);\n"
+              "        return ::keel::proto::RejectReason::kNone;\n"
+              "      }\n");
+    }
+    p.Print("      default:\n"
+            "        return ::keel::proto::RejectReason::kUnknownId;\n"
+            "    }\n"
+            "  }\n"
+            "};\n\n");
+    if (!vars["ns"].empty()) p.Print(vars, "}  // namespace $ns$\n\n");
+
+    p.Print("namespace keel::proto {\n");
+    for (const auto& m : messages) {
+      vars["msg"] = m.descriptor->name();
+      vars["type"] = CppType(m.descriptor);
+      vars["id"] = std::to_string(m.id);
+      p.Print(vars, "template <>\nstruct MessageId<$type$> {\n  static constexpr uint16_t value = $id$;\n};\n");
+    }
+    p.Print("}  // namespace keel::proto\n");
+    (void)dir;
+    return !p.failed();
+  }
+};
+
+}  // namespace
+
+int main(int argc, char* argv[]) {
+  KeelGenerator generator;
+  return google::protobuf::compiler::PluginMain(argc, argv, &generator);
+}
