@@ -29,3 +29,11 @@ if(_keel_san)
   add_compile_options(${_keel_san})
   add_link_options(${_keel_san})
 endif()
+
+if(KEEL_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    message(FATAL_ERROR "KEEL_FUZZ needs clang (libFuzzer)")
+  endif()
+  # Coverage instrumentation everywhere; fuzz targets link -fsanitize=fuzzer.
+  add_compile_options(-fsanitize=fuzzer-no-link)
+endif()
