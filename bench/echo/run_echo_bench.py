@@ -15,30 +15,12 @@ its ratio to the plain epoll server.
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
-import time
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_listening(port, proc, timeout=5.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("server did not start listening")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from benchlib import PinnedServer, free_port  # noqa: E402
 
 
 def servers(build, keel, keel_ios):
@@ -61,10 +43,7 @@ def servers(build, keel, keel_ios):
 def run_cell(cmd_for_port, client, placement, conns, size, seconds, warmup):
     port = free_port()
     server_cpu, client_cpu = ("0", "0") if placement == "same" else ("0", "1")
-    proc = subprocess.Popen(["taskset", "-c", server_cpu] + cmd_for_port(port),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_listening(port, proc)
+    with PinnedServer(cmd_for_port(port), server_cpu, port) as proc:
         out = subprocess.run(
             ["taskset", "-c", client_cpu, client, "--port", str(port), "--connections", str(conns),
              "--size", str(size), "--seconds", str(seconds), "--warmup", str(warmup),
@@ -73,13 +52,6 @@ def run_cell(cmd_for_port, client, placement, conns, size, seconds, warmup):
         if out.returncode != 0:
             return {"error": out.stderr.strip()[-200:] or f"client exit {out.returncode}"}
         return json.loads(out.stdout)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def main():

@@ -1,0 +1,421 @@
+// broadcast_client: the load side of the room broadcast benchmark.
+//
+// M member connections join one room; P of them also publish, flat out with
+// at most W messages of their own in flight (a message is done when it comes
+// back to its publisher, who is a member too; for redis, when PUBLISH is
+// answered). Every message carries (publisher, seq, send time); every member
+// checks that each publisher's messages arrive once, in order, and records
+// the delivery latency. After a warm-up it measures for T seconds and prints
+// one JSON line: messages in/s, deliveries/s, latency percentiles, losses,
+// and client and (with --server-pid) server CPU in the window.
+//
+// Speaks the protocol of the server under test (--protocol):
+//   asio   Boost.Asio's chat example: [4 ASCII digits body length][body]
+//   redis  redis-server SUBSCRIBE/PUBLISH (RESP)
+// One thread, edge-triggered epoll; pin it with taskset.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "keel/core/histogram.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+}
+
+[[noreturn]] void Die(const std::string& what) {
+  std::fprintf(stderr, "broadcast_client: %s: %s\n", what.c_str(), std::strerror(errno));
+  std::exit(1);
+}
+
+double CpuSecondsOfProcess(int pid) {
+  if (pid <= 0) return 0;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  std::istringstream rest(text.substr(text.rfind(')') + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+double CpuSecondsOfSelf() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+// What every message carries at the start of its body.
+struct Stamp {
+  uint32_t publisher;
+  uint32_t magic;
+  uint64_t seq;
+  int64_t sent_ns;
+};
+constexpr uint32_t kMagic = 0x4B45454C;  // "KEEL"
+// Sent once before the run: a member is in the room once it has seen it
+// (servers that replay history, like Asio's example, replay it to late joiners).
+constexpr uint32_t kSyncMagic = 0x53594E43;  // "SYNC"
+
+struct Member {
+  int fd = -1;
+  std::string in;                      // bytes not yet parsed
+  size_t in_off = 0;
+  std::string out;                     // bytes not yet written
+  std::vector<uint64_t> next_seq;      // per publisher: the seq expected next
+  int publisher = -1;                  // index if this member publishes
+  uint32_t in_flight = 0;
+  uint64_t sent = 0;
+  bool ready = false;                  // subscribed / joined
+  bool confirmed = false;              // the server confirmed the join
+};
+
+// A wire protocol: how to join, how to publish, and how to cut the stream
+// into deliveries (bodies) and acknowledgements.
+class Protocol {
+ public:
+  virtual ~Protocol() = default;
+  virtual std::string Join() = 0;
+  virtual void Publish(std::string& out, const std::string& body) = 0;
+  // Parses what is complete in m.in from m.in_off; calls on_body for each
+  // message body, on_ack for each publish acknowledged. False: garbage.
+  template <typename OnBody, typename OnAck>
+  bool Parse(Member& m, OnBody&& on_body, OnAck&& on_ack);
+  virtual bool ParseOne(Member& m, std::string_view& body, bool& ack, bool& need_more) = 0;
+  virtual bool AcksPublishes() const = 0;
+};
+
+template <typename OnBody, typename OnAck>
+bool Protocol::Parse(Member& m, OnBody&& on_body, OnAck&& on_ack) {
+  while (true) {
+    std::string_view body;
+    bool ack = false, need_more = false;
+    if (!ParseOne(m, body, ack, need_more)) return false;
+    if (need_more) break;
+    if (ack) {
+      on_ack();
+    } else if (!body.empty()) {
+      on_body(body);
+    }
+  }
+  if (m.in_off > 0 && m.in_off * 2 > m.in.size()) {
+    m.in.erase(0, m.in_off);
+    m.in_off = 0;
+  }
+  return true;
+}
+
+// Boost.Asio chat example: "%4d" body length, then the body (<= 512 bytes).
+class AsioChat final : public Protocol {
+ public:
+  std::string Join() override { return {}; }  // connecting joins the one room
+  void Publish(std::string& out, const std::string& body) override {
+    char header[8];
+    std::snprintf(header, sizeof(header), "%4d", static_cast<int>(body.size()));
+    out.append(header, 4);
+    out += body;
+  }
+  bool ParseOne(Member& m, std::string_view& body, bool&, bool& need_more) override {
+    const size_t avail = m.in.size() - m.in_off;
+    if (avail < 4) return need_more = true;
+    const int len = std::atoi(std::string(m.in.data() + m.in_off, 4).c_str());
+    if (len < 0 || len > 512) return false;
+    if (avail < 4 + static_cast<size_t>(len)) return need_more = true;
+    body = std::string_view(m.in.data() + m.in_off + 4, static_cast<size_t>(len));
+    m.in_off += 4 + static_cast<size_t>(len);
+    return true;
+  }
+  bool AcksPublishes() const override { return false; }
+};
+
+// redis-server: members SUBSCRIBE to channel "room"; a subscribed connection
+// cannot PUBLISH, so publishers are connections of their own (see main), and
+// a publish is done when redis answers it (after queuing it to every
+// subscriber).
+class Redis final : public Protocol {
+ public:
+  std::string Join() override { return "*2\r\n$9\r\nSUBSCRIBE\r\n$4\r\nroom\r\n"; }
+  void Publish(std::string& out, const std::string& body) override {
+    out += "*3\r\n$7\r\nPUBLISH\r\n$4\r\nroom\r\n$" + std::to_string(body.size()) + "\r\n";
+    out += body;
+    out += "\r\n";
+  }
+  bool ParseOne(Member& m, std::string_view& body, bool& ack, bool& need_more) override {
+    const std::string_view in(m.in.data() + m.in_off, m.in.size() - m.in_off);
+    size_t pos = 0;
+    auto line = [&](std::string_view& out_line) {
+      const size_t end = in.find("\r\n", pos);
+      if (end == std::string_view::npos) return false;
+      out_line = in.substr(pos, end - pos);
+      pos = end + 2;
+      return true;
+    };
+    std::string_view head;
+    if (!line(head)) return need_more = true;
+    if (head.empty()) return false;
+    if (head[0] == ':') {  // PUBLISH reply: receivers
+      ack = true;
+      m.in_off += pos;
+      return true;
+    }
+    if (head[0] != '*') return false;
+    const int n = std::atoi(std::string(head.substr(1)).c_str());
+    std::string_view last;
+    for (int i = 0; i < n; ++i) {
+      std::string_view item;
+      if (!line(item)) return need_more = true;
+      if (item.empty()) return false;
+      if (item[0] == '$') {
+        const size_t len = static_cast<size_t>(std::atoi(std::string(item.substr(1)).c_str()));
+        if (in.size() - pos < len + 2) return need_more = true;
+        last = in.substr(pos, len);
+        pos += len + 2;
+      } else if (item[0] != ':') {
+        return false;
+      }
+    }
+    m.in_off += pos;
+    const std::string_view kind = in.substr(0, 20);
+    if (n == 3 && kind.find("message") != std::string_view::npos) body = last;
+    if (n == 3 && kind.find("subscribe") != std::string_view::npos) m.confirmed = true;
+    return true;
+  }
+  bool AcksPublishes() const override { return true; }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Room broadcast load client"};
+  std::string protocol_name = "asio";
+  int port = 0, server_pid = 0, members = 100, publishers = 4;
+  uint32_t window = 16;
+  size_t size = 64;
+  double seconds = 5, warmup = 1;
+  app.add_option("--protocol", protocol_name)->check(CLI::IsMember({"asio", "redis"}));
+  app.add_option("--port", port)->required();
+  app.add_option("--members", members)->check(CLI::Range(1, 15000));
+  app.add_option("--publishers", publishers)->check(CLI::Range(1, 64));
+  app.add_option("--window", window, "messages in flight per publisher")->check(CLI::Range(1u, 1024u));
+  app.add_option("--size", size, "message body bytes")->check(CLI::Range(sizeof(Stamp), size_t{500}));
+  app.add_option("--seconds", seconds)->check(CLI::Range(0.1, 600.0));
+  app.add_option("--warmup", warmup)->check(CLI::Range(0.0, 60.0));
+  app.add_option("--server-pid", server_pid);
+  CLI11_PARSE(app, argc, argv);
+  if (publishers > members) publishers = members;
+
+  std::unique_ptr<Protocol> protocol;
+  if (protocol_name == "asio") {
+    protocol = std::make_unique<AsioChat>();
+  } else {
+    protocol = std::make_unique<Redis>();
+  }
+  // Redis publishers cannot also be subscribers: they get connections of
+  // their own after the members.
+  const bool separate_publishers = protocol_name == "redis";
+  const int connections = members + (separate_publishers ? publishers : 0);
+
+  const int ep = epoll_create1(EPOLL_CLOEXEC);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::vector<Member> conns(static_cast<size_t>(connections));
+  for (size_t i = 0; i < conns.size(); ++i) {
+    Member& m = conns[i];
+    m.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (m.fd < 0 || connect(m.fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) Die("connect");
+    const int one = 1;
+    setsockopt(m.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    fcntl(m.fd, F_SETFL, fcntl(m.fd, F_GETFL) | O_NONBLOCK);
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLET;
+    ev.data.u64 = i;
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, m.fd, &ev) != 0) Die("epoll_ctl");
+    m.next_seq.assign(static_cast<size_t>(publishers), 1);
+    const bool is_member = static_cast<int>(i) < members;
+    if (is_member) m.out = protocol->Join();
+    m.ready = !is_member || m.out.empty();
+    const int pub_index = separate_publishers ? static_cast<int>(i) - members : static_cast<int>(i);
+    if (pub_index >= 0 && pub_index < publishers) m.publisher = pub_index;
+  }
+  std::vector<Member*> by_publisher(static_cast<size_t>(publishers));
+  for (auto& m : conns) {
+    if (m.publisher >= 0) by_publisher[static_cast<size_t>(m.publisher)] = &m;
+  }
+
+  keel::core::Histogram latency;
+  uint64_t deliveries = 0, published = 0, lost = 0, duplicated = 0, garbage = 0;
+  std::string body(size, 'x');
+  auto flush = [&](Member& m) {
+    while (!m.out.empty()) {
+      const ssize_t n = send(m.fd, m.out.data(), m.out.size(), MSG_NOSIGNAL);
+      if (n > 0) {
+        m.out.erase(0, static_cast<size_t>(n));
+      } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        return;
+      } else {
+        Die("send");
+      }
+    }
+  };
+  auto publish = [&](Member& m) {
+    while (m.in_flight < window) {
+      Stamp s{static_cast<uint32_t>(m.publisher), kMagic, ++m.sent, NowNs()};
+      std::memcpy(body.data(), &s, sizeof(s));
+      protocol->Publish(m.out, body);
+      ++m.in_flight;
+      ++published;
+    }
+    flush(m);
+  };
+
+  // Wait until every member has joined (redis: subscribe confirmed).
+  const auto join_deadline = Clock::now() + std::chrono::seconds(30);
+  std::vector<epoll_event> events(1024);
+  char buf[64 * 1024];
+  auto read_all = [&](Member& m, auto&& on_body, auto&& on_ack) {
+    while (true) {
+      const ssize_t r = recv(m.fd, buf, sizeof(buf), 0);
+      if (r == 0) Die("server closed a connection");
+      if (r < 0) {
+        if (errno == EAGAIN || errno == EINTR) break;
+        Die("recv");
+      }
+      m.in.append(buf, static_cast<size_t>(r));
+    }
+    if (!protocol->Parse(m, on_body, on_ack)) {
+      ++garbage;
+      Die("unparsable data from the server");
+    }
+  };
+  if (protocol_name == "asio") {
+    // Connecting is not joining: the server may not have accepted everyone
+    // yet. Members are ready once they have seen the sync message.
+    for (int i = 0; i < members; ++i) conns[static_cast<size_t>(i)].ready = false;
+    Stamp sync{0, kSyncMagic, 0, 0};
+    std::memcpy(body.data(), &sync, sizeof(sync));
+    protocol->Publish(conns[0].out, body);
+    flush(conns[0]);
+  }
+  size_t ready = 0;
+  for (auto& m : conns) ready += m.ready;
+  while (ready < conns.size()) {
+    if (Clock::now() > join_deadline) Die("members did not all join in 30 s");
+    const int n = epoll_wait(ep, events.data(), static_cast<int>(events.size()), 100);
+    for (int e = 0; e < n; ++e) {
+      Member& m = conns[events[static_cast<size_t>(e)].data.u64];
+      flush(m);
+      const bool was = m.ready;
+      read_all(
+          m,
+          [&](std::string_view b) {
+            Stamp st;
+            if (b.size() >= sizeof(st)) {
+              std::memcpy(&st, b.data(), sizeof(st));
+              if (st.magic == kSyncMagic) m.confirmed = true;
+            }
+          },
+          [] {});
+      if (!m.ready && m.out.empty() && m.confirmed) m.ready = true;
+      ready += m.ready && !was;
+    }
+  }
+
+  const auto start = Clock::now();
+  const auto measure_from = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(warmup));
+  const auto measure_to = measure_from + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  bool measuring = false;
+  double client_cpu0 = 0, server_cpu0 = 0;
+  Clock::time_point window_start;
+  uint64_t published0 = 0;
+  for (Member* p : by_publisher) publish(*p);
+
+  while (true) {
+    const auto now = Clock::now();
+    if (!measuring && now >= measure_from) {
+      measuring = true;
+      window_start = now;
+      client_cpu0 = CpuSecondsOfSelf();
+      server_cpu0 = CpuSecondsOfProcess(server_pid);
+      deliveries = 0;
+      published0 = published;
+      latency.Clear();
+    }
+    if (now >= measure_to) break;
+    const int n = epoll_wait(ep, events.data(), static_cast<int>(events.size()), 100);
+    if (n < 0 && errno != EINTR) Die("epoll_wait");
+    for (int e = 0; e < n; ++e) {
+      Member& m = conns[events[static_cast<size_t>(e)].data.u64];
+      flush(m);
+      const int64_t t = NowNs();
+      read_all(
+          m,
+          [&](std::string_view b) {
+            Stamp s;
+            if (b.size() < sizeof(s)) return;
+            std::memcpy(&s, b.data(), sizeof(s));
+            if (s.magic != kMagic || s.publisher >= static_cast<uint32_t>(publishers)) return;
+            uint64_t& expect = m.next_seq[s.publisher];
+            if (s.seq < expect) {
+              ++duplicated;
+              return;
+            }
+            if (s.seq > expect) lost += s.seq - expect;
+            expect = s.seq + 1;
+            ++deliveries;
+            if (measuring) latency.Record(static_cast<uint64_t>(t - s.sent_ns));
+            if (!protocol->AcksPublishes() && static_cast<int>(s.publisher) == m.publisher) {
+              --m.in_flight;
+              publish(m);
+            }
+          },
+          [&] {
+            --m.in_flight;
+            publish(m);
+          });
+    }
+  }
+  const double elapsed = std::chrono::duration<double>(Clock::now() - window_start).count();
+  const double client_cpu = CpuSecondsOfSelf() - client_cpu0;
+  const double server_cpu = server_pid > 0 ? CpuSecondsOfProcess(server_pid) - server_cpu0 : -1;
+  const double rate_out = static_cast<double>(deliveries) / elapsed;
+  std::printf(
+      "{\"protocol\": \"%s\", \"members\": %d, \"publishers\": %d, \"size\": %zu, \"seconds\": %.3f, "
+      "\"msgs_in_per_s\": %.0f, \"deliveries_per_s\": %.0f, \"p50_us\": %.1f, \"p99_us\": %.1f, "
+      "\"p999_us\": %.1f, \"max_us\": %.1f, \"lost\": %llu, \"duplicated\": %llu, "
+      "\"client_cpu_s\": %.3f, \"server_cpu_s\": %.3f, \"server_cpu_us_per_delivery\": %.4f}\n",
+      protocol_name.c_str(), members, publishers, size, elapsed,
+      static_cast<double>(published - published0) / elapsed, rate_out,
+      static_cast<double>(latency.Percentile(0.5)) / 1e3, static_cast<double>(latency.Percentile(0.99)) / 1e3,
+      static_cast<double>(latency.Percentile(0.999)) / 1e3, static_cast<double>(latency.Max()) / 1e3,
+      static_cast<unsigned long long>(lost), static_cast<unsigned long long>(duplicated), client_cpu,
+      server_cpu, server_pid > 0 && deliveries > 0 ? server_cpu * 1e6 / static_cast<double>(deliveries) : -1.0);
+  for (auto& m : conns) close(m.fd);
+  return lost == 0 && duplicated == 0 && garbage == 0 ? 0 : 3;
+}
