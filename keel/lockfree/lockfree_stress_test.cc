@@ -33,7 +33,7 @@ namespace keel::lockfree {
 namespace {
 
 #ifdef KEEL_LOCKFREE_TSAN
-constexpr uint32_t kScale = 20;  // TSan runs these ~10-20x slower
+constexpr uint32_t kScale = 4;  // TSan runs these ~5-15x slower
 #else
 constexpr uint32_t kScale = 1;
 #endif
