@@ -18,7 +18,9 @@
 // per item from each role's CLOCK_THREAD_CPUTIME_ID, to show where it goes.
 // The intrusive MPSC queues get preallocated nodes, one per item of a batch,
 // reused every batch, as the engine embeds the node in its job or buffer:
-// no allocation per push. Boost's queue gets a node pool as large as a batch.
+// no allocation per push; MpscQueue_scattered uses them in a shuffled order
+// (nodes from a pool are not adjacent). Boost's queue gets a node pool as
+// large as a batch.
 //
 // stack/<impl>/threads:N: every thread pushes then pops one item per
 // iteration on one shared stack; Google Benchmark sums CPU over threads.
@@ -28,12 +30,14 @@
 #include <tbb/concurrent_queue.h>
 #include <time.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -134,18 +138,32 @@ struct ValueNode : MpscNode {
   uint64_t value = 0;
 };
 
-template <typename Queue>
+// kScattered: nodes are used in a shuffled order, as jobs taken from a pool
+// would be, instead of walking memory in order (which the prefetcher loves).
+template <typename Queue, bool kScattered = false>
 class IntrusiveAdapter {
  public:
   explicit IntrusiveAdapter(uint32_t producers) {
+    std::mt19937 rng(42);
     for (uint32_t p = 0; p < producers; ++p) {
       nodes_.push_back(std::make_unique<ValueNode[]>(kPerProducer));
+      if constexpr (kScattered) {
+        std::vector<ValueNode*> order(kPerProducer);
+        for (uint32_t i = 0; i < kPerProducer; ++i) order[i] = &nodes_.back()[i];
+        std::shuffle(order.begin(), order.end(), rng);
+        order_.push_back(std::move(order));
+      }
     }
   }
   void Push(uint32_t producer, uint32_t seq, uint64_t value) {
-    ValueNode& node = nodes_[producer][seq];
-    node.value = value;
-    queue_.Push(&node);
+    ValueNode* node;
+    if constexpr (kScattered) {
+      node = order_[producer][seq];
+    } else {
+      node = &nodes_[producer][seq];
+    }
+    node->value = value;
+    queue_.Push(node);
   }
   bool Pop(uint64_t& value) {
     MpscNode* node = queue_.Pop();
@@ -156,6 +174,7 @@ class IntrusiveAdapter {
 
  private:
   std::vector<std::unique_ptr<ValueNode[]>> nodes_;
+  std::vector<std::vector<ValueNode*>> order_;
   Queue queue_;
 };
 
@@ -330,6 +349,7 @@ void RegisterStack(const std::string& impl) {
 int main(int argc, char** argv) {
   keel::core::DeadlockDetector::SetEnabled(false);  // measure the containers alone
   RegisterQueue<IntrusiveAdapter<MpscQueue>>("MpscQueue");
+  RegisterQueue<IntrusiveAdapter<MpscQueue, true>>("MpscQueue_scattered");
   RegisterQueue<IntrusiveAdapter<LockedMpscQueue>>("LockedMpscQueue");
   RegisterQueue<RingAdapter<MpmcQueue<uint64_t>>>("MpmcQueue");
   RegisterQueue<RingAdapter<LockedMpmcQueue<uint64_t>>>("LockedMpmcQueue");
