@@ -9,8 +9,8 @@
 // lock-free Pop safe: it reads the top node's `next` before its CAS, and that
 // node may meanwhile have been popped by another thread, but its memory is
 // still a node of this stack, never freed or handed to someone else. ABA (the
-// same node back on top with a different `next`) is caught by a 16-bit
-// generation tag packed beside the 48-bit pointer in the head word; see
+// same node back on top with a different `next`) is caught by a 20-bit
+// generation tag packed with the node address in the 64-bit head word; see
 // internal/tagged_stack.h and docs/lockfree.md.
 //
 // Push allocates a node only when the free list is empty (Reserve() fills it
@@ -77,7 +77,7 @@ class LockFreeStack {
  private:
   friend struct internal::LockFreeStackTestPeer;
 
-  struct Node {
+  struct alignas(16) Node {  // TaggedStack packs 16-byte aligned addresses
     Node() noexcept {}
     ~Node() {}
     std::atomic<Node*> next{nullptr};

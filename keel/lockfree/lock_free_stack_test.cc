@@ -110,7 +110,7 @@ TYPED_TEST(StackContract, ReservedStackWorksAsUsual) {
 
 // --- ABA, forced deterministically ---------------------------------------
 
-struct TestNode {
+struct alignas(16) TestNode {
   std::atomic<TestNode*> next{nullptr};
 };
 using NodeStack = internal::TaggedStack<TestNode>;
@@ -154,8 +154,8 @@ TEST(TaggedStack, UntaggedCompareWouldCorruptTheStack) {
   // A pointer-only CAS is the same CAS with the tag taken from the current
   // head: forge that and let it run.
   NodeStack::Snapshot untagged = s.stale;
-  untagged.head = (s.stack.HeadWord() & ~NodeStack::kPointerMask) |
-                  (s.stale.head & NodeStack::kPointerMask);
+  untagged.head =
+      (s.stale.head & ~NodeStack::kTagMask) | (s.stack.HeadWord() & NodeStack::kTagMask);
   ASSERT_TRUE(s.stack.TryCommit(untagged));
   // B, popped and owned by someone else, is back on top: it would be
   // delivered twice, and C is reachable only through it.
@@ -190,7 +190,8 @@ TEST(LockFreeStack, TagWrapsAroundWithoutHarm) {
   LockFreeStack<int> stack;
   auto& items = internal::LockFreeStackTestPeer::Items(stack);
   int out = 0;
-  for (int i = 0; i < 70000; ++i) {  // > 65536 tag increments
+  constexpr int kRounds = (1 << NodeStack::kTagBits) / 2 + 10;  // 2 increments per round
+  for (int i = 0; i < kRounds; ++i) {
     stack.Push(i);
     ASSERT_TRUE(stack.TryPop(out));
     ASSERT_EQ(out, i);

@@ -5,12 +5,15 @@
 // ABA: a Pop reads head A and A->next B, then CASes head from A to B. If,
 // in between, other threads pop A, pop B and push A back, head is A again and
 // a plain pointer CAS would succeed and install B, a node no longer in the
-// stack. Here the head is one 64-bit word: the node address in the low 48
-// bits and a 16-bit generation tag in the high 16, and every successful Push
-// or Pop increments the tag. The stale CAS compares the tag too, so it fails
-// and the Pop retries with fresh values. It could only succeed wrongly if a
-// Pop were stalled between its read and its CAS while exactly a multiple of
-// 65536 other operations completed and left the same node on top.
+// stack. Here the head is one 64-bit word holding the node address and a
+// generation tag, and every successful Push or Pop increments the tag. The
+// stale CAS compares the tag too, so it fails and the Pop retries with fresh
+// values. Nodes are 16-byte aligned and user-space addresses fit in 48 bits
+// (x86-64 and AArch64 Linux), so the address needs 44 bits and the tag gets
+// 20: a stale CAS could only succeed wrongly if its Pop were stalled between
+// read and CAS while exactly a multiple of 2^20 (about a million) other
+// operations completed and left the same node on top; docs/lockfree.md
+// puts a number on that.
 //
 // Reading A->next while A may concurrently be popped and pushed again is
 // safe only because nodes are never freed while any thread may still be in
@@ -23,6 +26,7 @@
 
 #include <atomic>
 #include <cassert>
+#include <cstddef>
 #include <cstdint>
 
 namespace keel::lockfree::internal {
@@ -37,9 +41,10 @@ class TaggedStack {
     Node* next;     // node->next as read
   };
 
-  static constexpr int kPointerBits = 48;
-  static constexpr uint64_t kPointerMask = (uint64_t{1} << kPointerBits) - 1;
-  static constexpr uint64_t kTagOne = uint64_t{1} << kPointerBits;
+  static constexpr int kAddressBits = 48;  // user space on x86-64 and AArch64 Linux
+  static constexpr int kAlignBits = 4;     // nodes are 16-byte aligned
+  static constexpr int kTagBits = 64 - (kAddressBits - kAlignBits);
+  static constexpr uint64_t kTagMask = (uint64_t{1} << kTagBits) - 1;
 
   TaggedStack() = default;
   TaggedStack(const TaggedStack&) = delete;
@@ -50,7 +55,7 @@ class TaggedStack {
     uint64_t desired;
     do {
       node->next.store(PointerOf(old), std::memory_order_relaxed);
-      desired = Pack(node, old + kTagOne);
+      desired = Pack(node, TagOf(old) + 1);
       // Release publishes node->next and the caller's writes to the node;
       // pairs with the acquire loads and CASes in Read and TryCommit.
     } while (!head_.compare_exchange_weak(old, desired, std::memory_order_release,
@@ -73,7 +78,7 @@ class TaggedStack {
   // Second half: installs snap.next if the head (pointer and tag) is still
   // snap.head. On failure, refreshes `snap` for a retry.
   bool TryCommit(Snapshot& snap) noexcept {
-    const uint64_t desired = Pack(snap.next, snap.head + kTagOne);
+    const uint64_t desired = Pack(snap.next, TagOf(snap.head) + 1);
     // Success acquires the pusher's writes to the node (the release sequence
     // headed by its CAS); failure acquires like Read, for the next attempt.
     if (head_.compare_exchange_strong(snap.head, desired, std::memory_order_acquire,
@@ -89,22 +94,22 @@ class TaggedStack {
   bool Empty() const noexcept { return PointerOf(HeadWord()) == nullptr; }
 
   static Node* PointerOf(uint64_t word) noexcept {
-    return reinterpret_cast<Node*>(static_cast<uintptr_t>(word & kPointerMask));
+    return reinterpret_cast<Node*>(static_cast<uintptr_t>((word >> kTagBits) << kAlignBits));
   }
-  static uint16_t TagOf(uint64_t word) noexcept {
-    return static_cast<uint16_t>(word >> kPointerBits);
-  }
+  static uint64_t TagOf(uint64_t word) noexcept { return word & kTagMask; }
 
  private:
   static_assert(sizeof(uintptr_t) == 8, "the tagged head needs 64-bit pointers");
+  static_assert(alignof(Node) >= (std::size_t{1} << kAlignBits), "nodes must be 16-byte aligned");
 
-  // `tag_source`'s high 16 bits become the tag (the low bits are dropped).
-  static uint64_t Pack(Node* node, uint64_t tag_source) noexcept {
+  // The tag wraps modulo 2^kTagBits.
+  static uint64_t Pack(Node* node, uint64_t tag) noexcept {
     const auto address = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(node));
-    // x86-64 and AArch64 Linux hand user space 47/48-bit addresses unless a
+    // Linux hands user space addresses below 2^48 (2^47 on x86-64) unless a
     // program asks mmap for higher ones (5-level paging); Keel never does.
-    assert((address & ~kPointerMask) == 0 && "node address above 48 bits");
-    return (tag_source & ~kPointerMask) | address;
+    assert((address >> kAddressBits) == 0 && "node address above 48 bits");
+    assert((address & ((uint64_t{1} << kAlignBits) - 1)) == 0 && "node not 16-byte aligned");
+    return ((address >> kAlignBits) << kTagBits) | (tag & kTagMask);
   }
 
   static Snapshot Describe(uint64_t word) noexcept {
