@@ -37,12 +37,14 @@ class MpmcQueue {
   explicit MpmcQueue(std::size_t capacity)
       : mask_(CheckedCapacity(capacity) - 1), cells_(std::make_unique<Cell[]>(capacity)) {
     for (std::size_t i = 0; i < capacity; ++i) {
+      // Relaxed: no other thread sees the queue before it is constructed.
       cells_[i].seq.store(i, std::memory_order_relaxed);
     }
   }
   MpmcQueue(const MpmcQueue&) = delete;
   MpmcQueue& operator=(const MpmcQueue&) = delete;
   ~MpmcQueue() {
+    // Relaxed: nothing runs concurrently with the destructor.
     const std::size_t end = enqueue_pos_.load(std::memory_order_relaxed);
     for (std::size_t pos = dequeue_pos_.load(std::memory_order_relaxed); pos != end; ++pos) {
       std::destroy_at(&cells_[pos & mask_].value);
@@ -57,6 +59,7 @@ class MpmcQueue {
   }
   bool TryPush(T&& value) noexcept {
     Cell* cell;
+    // Relaxed ticket reads are guesses; the CAS below validates them.
     std::size_t pos = enqueue_pos_.load(std::memory_order_relaxed);
     for (;;) {
       cell = &cells_[pos & mask_];

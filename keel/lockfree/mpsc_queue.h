@@ -93,7 +93,7 @@ class MpscQueue {
 
   // The two halves of Push; a test runs Pop between them.
   MpscNode* Exchange(MpscNode* node) noexcept {
-    node->next.store(nullptr, std::memory_order_relaxed);
+    node->next.store(nullptr, std::memory_order_relaxed);  // published by the exchange
     // Release publishes node->next = nullptr (and the caller's writes) to
     // the next producer, which links behind this node; acquire gets the
     // same from the previous producer, or from TryPark.

@@ -26,11 +26,12 @@
 //
 // stack/<impl>/threads:N: every thread pushes then pops one item per
 // iteration on one shared stack; Google Benchmark sums CPU over threads.
+#include <time.h>
+
 #include <benchmark/benchmark.h>
 #include <boost/lockfree/queue.hpp>
 #include <concurrentqueue/concurrentqueue.h>
 #include <tbb/concurrent_queue.h>
-#include <time.h>
 
 #include <algorithm>
 #include <atomic>
@@ -303,10 +304,9 @@ template <typename Adapter>
 void RegisterQueue(const std::string& impl) {
   for (uint32_t producers : {1u, 2u}) {
     const std::string name = "queue/" + impl + "/" + std::to_string(producers) + "p1c";
-    benchmark::RegisterBenchmark(name.c_str(),
-                                 [producers](benchmark::State& s) {
-                                   ProducersConsumer<Adapter>(s, producers);
-                                 })
+    benchmark::RegisterBenchmark(
+        name.c_str(),
+        [producers](benchmark::State& s) { ProducersConsumer<Adapter>(s, producers); })
         ->MeasureProcessCPUTime()
         ->UseRealTime()
         ->Unit(benchmark::kNanosecond);

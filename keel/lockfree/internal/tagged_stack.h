@@ -51,6 +51,8 @@ class TaggedStack {
   TaggedStack& operator=(const TaggedStack&) = delete;
 
   void Push(Node* node) noexcept {
+    // Relaxed: a guess that the CAS validates; node->next is published by
+    // the CAS's release.
     uint64_t old = head_.load(std::memory_order_relaxed);
     uint64_t desired;
     do {
@@ -114,6 +116,8 @@ class TaggedStack {
 
   static Snapshot Describe(uint64_t word) noexcept {
     Node* node = PointerOf(word);
+    // Relaxed: ordered after the acquire that produced `word`; if the node
+    // was popped and reused since, the value is stale and the CAS fails.
     Node* next = node != nullptr ? node->next.load(std::memory_order_relaxed) : nullptr;
     return {word, node, next};
   }
