@@ -1,19 +1,34 @@
-# keel_add_layer(NAME <layer> SOURCES ... DEPS ... [PRIVATE_DEPS ...])
+# keel_add_layer(NAME <layer> [SOURCES ...] DEPS ... [PRIVATE_DEPS ...])
 #   One layer folder = one library target keel_<layer>, alias keel::<layer>.
+#   A layer without SOURCES is header-only (templates): an INTERFACE library
+#   with the same name, include path, features and DEPS; it has nothing of
+#   its own to compile, so PRIVATE_DEPS are refused. Its headers are compiled
+#   with the warning flags by their tests, which include each header first.
 function(keel_add_layer)
   cmake_parse_arguments(A "" "NAME" "SOURCES;DEPS;PRIVATE_DEPS" ${ARGN})
   set(target keel_${A_NAME})
-  add_library(${target} ${A_SOURCES})
+  if(A_SOURCES)
+    set(scope PUBLIC)
+    add_library(${target} ${A_SOURCES})
+    target_link_libraries(${target} PUBLIC ${A_DEPS} PRIVATE ${A_PRIVATE_DEPS} $<BUILD_INTERFACE:keel_build_options>)
+    set_target_properties(${target} PROPERTIES OUTPUT_NAME keel_${A_NAME})
+  else()
+    if(A_PRIVATE_DEPS)
+      message(FATAL_ERROR "keel_add_layer(${A_NAME}): a header-only layer has no PRIVATE_DEPS")
+    endif()
+    set(scope INTERFACE)
+    add_library(${target} INTERFACE)
+    target_link_libraries(${target} INTERFACE ${A_DEPS})
+  endif()
   add_library(keel::${A_NAME} ALIAS ${target})
-  target_include_directories(${target} PUBLIC
+  target_include_directories(${target} ${scope}
     $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}>
     $<INSTALL_INTERFACE:include>)
-  target_compile_features(${target} PUBLIC cxx_std_20)
-  target_link_libraries(${target} PUBLIC ${A_DEPS} PRIVATE ${A_PRIVATE_DEPS} $<BUILD_INTERFACE:keel_build_options>)
+  target_compile_features(${target} ${scope} cxx_std_20)
   if(KEEL_CHECKED)
-    target_compile_definitions(${target} PUBLIC KEEL_CHECKED=1)
+    target_compile_definitions(${target} ${scope} KEEL_CHECKED=1)
   endif()
-  set_target_properties(${target} PROPERTIES EXPORT_NAME ${A_NAME} OUTPUT_NAME keel_${A_NAME})
+  set_target_properties(${target} PROPERTIES EXPORT_NAME ${A_NAME})
   set_property(GLOBAL APPEND PROPERTY KEEL_LAYER_TARGETS ${target})
 endfunction()
 
