@@ -62,7 +62,7 @@ class MemoryPool {
 
  private:
   struct Node {
-    std::atomic<Node*> next;
+    Node* next;
   };
   struct SizeClass {
     std::atomic<std::uint64_t> head{0};

@@ -13,7 +13,11 @@ namespace {
 // A plain build dies by SIGSEGV with no message; sanitizer builds catch the
 // SEGV, print a report and exit non-zero. Accept both, never a clean exit.
 bool Faulted(int status) {
-  if (WIFSIGNALED(status)) return WTERMSIG(status) == SIGSEGV || WTERMSIG(status) == SIGBUS;
+  // ASAN_OPTIONS=abort_on_error=1 (the asan preset) turns the report into SIGABRT.
+  if (WIFSIGNALED(status)) {
+    const int sig = WTERMSIG(status);
+    return sig == SIGSEGV || sig == SIGBUS || sig == SIGABRT;
+  }
   return WIFEXITED(status) && WEXITSTATUS(status) != 0;
 }
 constexpr const char* kFault = "|SEGV|Segmentation|AddressSanitizer|ThreadSanitizer";
