@@ -1,0 +1,74 @@
+#include "keel/memory/memory_pool.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+namespace keel::memory {
+namespace {
+
+TEST(MemoryPool, MapsSizesToClasses) {
+  EXPECT_EQ(MemoryPool::ClassOf(1), 0u);
+  EXPECT_EQ(MemoryPool::ClassOf(16), 0u);
+  EXPECT_EQ(MemoryPool::ClassOf(17), 1u);
+  EXPECT_EQ(MemoryPool::ClassOf(64), 2u);
+  EXPECT_EQ(MemoryPool::ClassOf(4096), 8u);
+}
+
+TEST(MemoryPool, HandsOutDistinctBlocksAndCountsThem) {
+  MemoryPool pool;
+  std::set<void*> seen;
+  for (int i = 0; i < 100; ++i) EXPECT_TRUE(seen.insert(pool.Allocate(64)).second);
+  EXPECT_EQ(pool.Stats(2).in_use, 100u);
+  EXPECT_EQ(pool.Stats(2).peak, 100u);
+  for (void* p : seen) pool.Deallocate(p, 64);
+  EXPECT_EQ(pool.Stats(2).in_use, 0u);
+  EXPECT_EQ(pool.Stats(2).peak, 100u);
+  EXPECT_GE(pool.Stats(2).cached, 100u);
+}
+
+TEST(MemoryPool, LargeRequestsGoToTheSystem) {
+  MemoryPool pool;
+  void* p = pool.Allocate(10000);
+  ASSERT_NE(p, nullptr);
+  pool.Deallocate(p, 10000);
+}
+
+// Forces A-B-A: a pop reads head A and next B; the hook then pops A and B
+// and pushes A back (head A again, next of A now C). Without the tag the
+// stale CAS would succeed and install B (in use!) as head.
+struct AbaState {
+  MemoryPool* pool;
+  void* a = nullptr;
+  void* b = nullptr;
+  bool fired = false;
+};
+
+void AbaHook(void* arg) {
+  auto* s = static_cast<AbaState*>(arg);
+  MemoryPool::SetPopHookForTest(nullptr, nullptr);
+  s->fired = true;
+  s->a = s->pool->Allocate(64);
+  s->b = s->pool->Allocate(64);
+  s->pool->Deallocate(s->a, 64);
+}
+
+TEST(MemoryPool, GenerationTagDefeatsAbaOnSharedList) {
+  MemoryPool pool;
+  pool.Deallocate(pool.Allocate(64), 64);  // Carve a chunk.
+  AbaState state{&pool};
+  MemoryPool::SetPopHookForTest(&AbaHook, &state);
+  void* first = pool.Allocate(64);
+  ASSERT_TRUE(state.fired);
+  // The outer pop retried and got A (pushed back); B stays owned by the hook.
+  EXPECT_EQ(first, state.a);
+  void* next = pool.Allocate(64);
+  EXPECT_NE(next, state.b) << "B handed out twice: stale CAS succeeded";
+  EXPECT_NE(next, first);
+  pool.Deallocate(first, 64);
+  pool.Deallocate(next, 64);
+  pool.Deallocate(state.b, 64);
+}
+
+}  // namespace
+}  // namespace keel::memory
