@@ -92,7 +92,6 @@ class JobTimer {
   std::vector<Entry> heap_ KEEL_GUARDED_BY(mu_);
   std::vector<Entry> due_ KEEL_GUARDED_BY(mu_);  // reused by RunDue
   uint64_t next_seq_ KEEL_GUARDED_BY(mu_) = 0;
-  std::size_t cancelled_in_heap_ KEEL_GUARDED_BY(mu_) = 0;
   bool stopping_ KEEL_GUARDED_BY(mu_) = false;
   std::shared_ptr<std::atomic<std::size_t>> cancelled_count_;
   std::atomic<uint64_t> expired_{0};
