@@ -324,14 +324,14 @@ void FanIn(benchmark::State& state, size_t n) {
 
 template <typename System>
 void Register(const std::string& impl) {
-  for (size_t pairs : {1, 100}) {
+  for (size_t pairs : {size_t{1}, size_t{100}}) {
     benchmark::RegisterBenchmark(("pingpong/" + impl + "/pairs:" + std::to_string(pairs)).c_str(),
                                  PingPong<System>, pairs)
         ->UseRealTime()
         ->MeasureProcessCPUTime()
         ->Unit(benchmark::kMillisecond);
   }
-  for (size_t actors : {1, 1000}) {
+  for (size_t actors : {size_t{1}, size_t{1000}}) {
     benchmark::RegisterBenchmark(("fanin/" + impl + "/actors:" + std::to_string(actors)).c_str(),
                                  FanIn<System>, actors)
         ->UseRealTime()
