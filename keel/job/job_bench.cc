@@ -14,6 +14,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
+#if KEEL_JOB_BENCH_CAF
+#include <caf/all.hpp>
+#endif
 #include <condition_variable>
 #include <cstdint>
 #include <ctime>
@@ -68,6 +71,10 @@ struct KeelSystem {
     for (size_t i = 0; i < n; ++i) {
       actors.push_back(std::make_shared<KeelActor>(scheduler.Group("logic"), "bench"));
     }
+  }
+  void Pair(size_t a, size_t b) {
+    actors[a]->peer = actors[b].get();
+    actors[b]->peer = actors[a].get();
   }
   void StartPing(size_t i, int64_t n, std::latch* done) {
     KeelActor* a = actors[i].get();
@@ -202,6 +209,10 @@ struct PoolSystem {
     Self() = this;
     for (size_t i = 0; i < n; ++i) actors.push_back(std::make_unique<MutexPool::Actor>());
   }
+  void Pair(size_t a, size_t b) {
+    actors[a]->peer = actors[b].get();
+    actors[b]->peer = actors[a].get();
+  }
   void StartPing(size_t i, int64_t n, std::latch* done) {
     pool.Post(actors[i].get(), {&Hit, actors[i].get(), n, done});
   }
@@ -251,6 +262,10 @@ struct AsioSystem {
     io.stop();
     for (auto& t : threads) t.join();
   }
+  void Pair(size_t a, size_t b) {
+    actors[a]->peer = actors[b].get();
+    actors[b]->peer = actors[a].get();
+  }
   void StartPing(size_t i, int64_t n, std::latch* done) {
     AsioActor* a = actors[i].get();
     boost::asio::post(a->strand, [a, n, done] { AsioHit(a, n, done); });
@@ -263,6 +278,66 @@ struct AsioSystem {
     boost::asio::post(actors[i]->strand, [done] { done->count_down(); });
   }
 };
+
+
+#if KEEL_JOB_BENCH_CAF
+// ---- CAF 0.17 event-based actors, scheduler limited to two threads ----
+
+uintptr_t ToWord(std::latch* done) { return reinterpret_cast<uintptr_t>(done); }
+std::latch* FromWord(uintptr_t word) { return reinterpret_cast<std::latch*>(word); }
+
+caf::behavior CafPinger(caf::event_based_actor* self) {
+  return {[self](int64_t n, uintptr_t done, caf::actor peer) {
+    if (n == 0) {
+      FromWord(done)->count_down();
+      return;
+    }
+    self->send(peer, n - 1, done, caf::actor_cast<caf::actor>(self));
+  }};
+}
+
+caf::behavior CafCounter(caf::event_based_actor*) {
+  auto count = std::make_shared<uint64_t>(0);
+  return {[count](int32_t) { ++*count; }, [](uintptr_t done) { FromWord(done)->count_down(); }};
+}
+
+struct CafSystem {
+  caf::actor_system_config config;
+  std::unique_ptr<caf::actor_system> system;
+  std::vector<caf::actor> actors;
+  std::vector<size_t> peer;
+
+  explicit CafSystem(size_t n) : peer(n, 0) {
+    config.set("scheduler.max-threads", static_cast<size_t>(kWorkers));
+    system = std::make_unique<caf::actor_system>(config);
+    actors.reserve(n);
+  }
+  ~CafSystem() {
+    for (auto& a : actors) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    actors.clear();
+    system.reset();
+  }
+  void Spawn(size_t n, bool pingers) {
+    if (!actors.empty()) return;
+    for (size_t i = 0; i < n; ++i) {
+      actors.push_back(pingers ? system->spawn(CafPinger) : system->spawn(CafCounter));
+    }
+  }
+  void Pair(size_t a, size_t b) {
+    Spawn(peer.size(), true);
+    peer[a] = b;
+    peer[b] = a;
+  }
+  void StartPing(size_t i, int64_t n, std::latch* done) {
+    caf::anon_send(actors[i], n, ToWord(done), actors[peer[i]]);
+  }
+  void PostCount(size_t i) {
+    Spawn(peer.size(), false);
+    caf::anon_send(actors[i], int32_t{1});
+  }
+  void PostDone(size_t i, std::latch* done) { caf::anon_send(actors[i], ToWord(done)); }
+};
+#endif
 
 // ---- the two workloads, generic over the system ----
 
@@ -279,10 +354,7 @@ void Finish(benchmark::State& state, int64_t cpu_ns) {
 template <typename System>
 void PingPong(benchmark::State& state, size_t pairs) {
   System system(pairs * 2);
-  for (size_t p = 0; p < pairs; ++p) {
-    system.actors[2 * p]->peer = system.actors[2 * p + 1].get();
-    system.actors[2 * p + 1]->peer = system.actors[2 * p].get();
-  }
+  for (size_t p = 0; p < pairs; ++p) system.Pair(2 * p, 2 * p + 1);
   const int64_t per_pair = kJobsPerIteration / static_cast<int64_t>(pairs);
   int64_t cpu_ns = 0;
   for (auto _ : state) {
@@ -347,10 +419,14 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("baseline.fanin", "mutex_pool");
   benchmark::AddCustomContext("jobs_per_iteration", std::to_string(kJobsPerIteration));
   benchmark::AddCustomContext("workers", std::to_string(kWorkers));
-  benchmark::AddCustomContext("caf", "not measured: see docs/job.md");
   Register<PoolSystem>("mutex_pool");
   Register<KeelSystem>("keel");
   Register<AsioSystem>("asio_strand");
+#if KEEL_JOB_BENCH_CAF
+  Register<CafSystem>("caf");
+#else
+  benchmark::AddCustomContext("caf", "not built: libcaf_core not found");
+#endif
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
