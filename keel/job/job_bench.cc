@@ -306,25 +306,30 @@ struct CafSystem {
   std::unique_ptr<caf::actor_system> system;
   std::vector<caf::actor> actors;
   std::vector<size_t> peer;
+  bool pingers_ = false;
 
   explicit CafSystem(size_t n) : peer(n, 0) {
     config.set("scheduler.max-threads", static_cast<size_t>(kWorkers));
     system = std::make_unique<caf::actor_system>(config);
-    actors.reserve(n);
+    Spawn(false);
   }
   ~CafSystem() {
     for (auto& a : actors) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
     actors.clear();
     system.reset();
   }
-  void Spawn(size_t n, bool pingers) {
-    if (!actors.empty()) return;
-    for (size_t i = 0; i < n; ++i) {
+  // Counters by default (fan-in); the first Pair() swaps in pingers. Both
+  // happen on the benchmark thread before any message is sent.
+  void Spawn(bool pingers) {
+    for (auto& a : actors) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    actors.clear();
+    for (size_t i = 0; i < peer.size(); ++i) {
       actors.push_back(pingers ? system->spawn(CafPinger) : system->spawn(CafCounter));
     }
+    pingers_ = pingers;
   }
   void Pair(size_t a, size_t b) {
-    Spawn(peer.size(), true);
+    if (!pingers_) Spawn(true);
     peer[a] = b;
     peer[b] = a;
   }
@@ -332,7 +337,6 @@ struct CafSystem {
     caf::anon_send(actors[i], n, ToWord(done), actors[peer[i]]);
   }
   void PostCount(size_t i) {
-    Spawn(peer.size(), false);
     caf::anon_send(actors[i], int32_t{1});
   }
   void PostDone(size_t i, std::latch* done) { caf::anon_send(actors[i], ToWord(done)); }
