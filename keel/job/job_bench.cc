@@ -189,8 +189,9 @@ class MutexPool {
 };
 
 struct PoolSystem {
-  MutexPool pool{kWorkers};
+  // Actors first: the pool's threads must stop before the actors go.
   std::vector<std::unique_ptr<MutexPool::Actor>> actors;
+  MutexPool pool{kWorkers};
 
   static void Hit(void* self, int64_t n, void* ctx) {
     auto* done = static_cast<std::latch*>(ctx);
