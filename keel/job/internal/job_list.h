@@ -21,8 +21,9 @@ struct JobNode {
   Job job;
 };
 
-// Takes a node from this thread's free list (or the heap) / returns it there
-// (or to the heap once the list holds kMaxCachedNodes).
+// Takes a node from this thread's free list (refilled in batches from a
+// shared depot, else the heap) / returns it there (surplus batches go to the
+// depot, which holds at most 16 x kMaxCachedNodes nodes; beyond that, malloc).
 JobNode* AllocNode();
 void FreeNode(JobNode* node) noexcept;
 inline constexpr std::size_t kMaxCachedNodes = 4096;
