@@ -95,12 +95,16 @@ bool JobQueue::FinishSlice(internal::JobList& rest, uint64_t ran,
 }
 
 void JobQueue::RecordSlice(uint64_t wait_ns, uint64_t overruns) noexcept {
-  slices_.fetch_add(1, std::memory_order_relaxed);
-  if (overruns != 0) overruns_.fetch_add(overruns, std::memory_order_relaxed);
-  wait_ns_total_.fetch_add(wait_ns, std::memory_order_relaxed);
-  uint64_t max = wait_ns_max_.load(std::memory_order_relaxed);
-  while (wait_ns > max &&
-         !wait_ns_max_.compare_exchange_weak(max, wait_ns, std::memory_order_relaxed)) {
+  // Only the worker running this queue writes these (one at a time, handed
+  // over through mu_), so plain load+store suffices; readers get snapshots.
+  const auto bump = [](std::atomic<uint64_t>& counter, uint64_t by) {
+    counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+  };
+  bump(slices_, 1);
+  if (overruns != 0) bump(overruns_, overruns);
+  bump(wait_ns_total_, wait_ns);
+  if (wait_ns > wait_ns_max_.load(std::memory_order_relaxed)) {
+    wait_ns_max_.store(wait_ns, std::memory_order_relaxed);
   }
 }
 
