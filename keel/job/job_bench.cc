@@ -22,13 +22,16 @@
 #include <ctime>
 #include <deque>
 #include <latch>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "keel/job/clock.h"
 #include "keel/job/job_queue.h"
+#include "keel/job/job_timer.h"
 #include "keel/job/scheduler.h"
 
 namespace {
@@ -344,6 +347,74 @@ struct CafSystem {
 };
 #endif
 
+
+// ---- timers: cost per operation with 100k pending ----
+
+constexpr int kPendingTimers = 100'000;
+
+struct TimerFixture {
+  keel::job::ManualClock clock;
+  keel::job::Scheduler scheduler{[] {
+    keel::job::SchedulerOptions options;
+    options.groups = {{.name = "logic", .threads = 1, .cpus = {}}};
+    return options;
+  }()};
+  std::shared_ptr<KeelActor> actor =
+      std::make_shared<KeelActor>(scheduler.Group("logic"), "timers");
+  keel::job::JobTimer timer{clock};
+  TimerFixture() {
+    for (int i = 0; i < kPendingTimers; ++i) {
+      timer.After(actor, std::chrono::hours(1) + std::chrono::microseconds(i), [] {});
+    }
+  }
+};
+
+// After() + Cancel() of one timer while 100k others are pending: O(log n) push,
+// O(1) cancel, plus the amortized O(n) compaction of cancelled entries.
+void TimerAddCancel(benchmark::State& state) {
+  TimerFixture f;
+  for (auto _ : state) {
+    keel::job::TimerHandle h = f.timer.After(f.actor, std::chrono::minutes(1), [] {});
+    h.Cancel();
+  }
+  state.counters["pending"] = static_cast<double>(f.timer.Pending());
+}
+
+// After() + RunDue() firing it (pop, weak_ptr lock, post to the actor) while
+// 100k others are pending.
+void TimerAddFire(benchmark::State& state) {
+  TimerFixture f;
+  for (auto _ : state) {
+    f.timer.After(f.actor, std::chrono::nanoseconds(1), [] {});
+    f.clock.Advance(std::chrono::nanoseconds(1));
+    benchmark::DoNotOptimize(f.timer.RunDue());
+  }
+  state.counters["pending"] = static_cast<double>(f.timer.Pending());
+}
+
+// The same two operations on a std::multimap keyed by due time (erase by
+// iterator to cancel), the usual hand-rolled timer queue.
+void MultimapAddCancel(benchmark::State& state) {
+  std::multimap<int64_t, keel::job::Job> timers;
+  for (int i = 0; i < kPendingTimers; ++i) timers.emplace(3'600'000'000'000 + i, [] {});
+  for (auto _ : state) {
+    auto it = timers.emplace(60'000'000'000, [] {});
+    timers.erase(it);
+  }
+}
+void MultimapAddFire(benchmark::State& state) {
+  std::multimap<int64_t, keel::job::Job> timers;
+  for (int i = 0; i < kPendingTimers; ++i) timers.emplace(3'600'000'000'000 + i, [] {});
+  int64_t now = 0;
+  for (auto _ : state) {
+    timers.emplace(++now, [] {});
+    auto it = timers.begin();
+    keel::job::Job job = std::move(it->second);
+    timers.erase(it);
+    job();
+  }
+}
+
 // ---- the two workloads, generic over the system ----
 
 template <typename System>
@@ -424,6 +495,11 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("baseline.fanin", "mutex_pool");
   benchmark::AddCustomContext("jobs_per_iteration", std::to_string(kJobsPerIteration));
   benchmark::AddCustomContext("workers", std::to_string(kWorkers));
+  benchmark::AddCustomContext("baseline.timer", "std_multimap");
+  benchmark::RegisterBenchmark("timer/std_multimap/add_cancel:100k", MultimapAddCancel);
+  benchmark::RegisterBenchmark("timer/std_multimap/add_fire:100k", MultimapAddFire);
+  benchmark::RegisterBenchmark("timer/keel/add_cancel:100k", TimerAddCancel);
+  benchmark::RegisterBenchmark("timer/keel/add_fire:100k", TimerAddFire);
   Register<PoolSystem>("mutex_pool");
   Register<KeelSystem>("keel");
   Register<AsioSystem>("asio_strand");
