@@ -44,11 +44,7 @@ bool JobQueue::Post(Job job, const char* label) {
     // Single writer at a time (under mu_); readers take relaxed snapshots.
     posted_.store(posted_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
-  if (schedule) {
-    ready_at_ns_.store(group_.scheduler_.clock().Now().time_since_epoch().count(),
-                       std::memory_order_relaxed);
-    group_.Schedule(this);
-  }
+  if (schedule) group_.Schedule(this);  // stamps ready_at_ns_
   return true;
 }
 

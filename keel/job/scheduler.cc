@@ -71,11 +71,13 @@ void WorkerGroup::Schedule(JobQueue* queue) {
   internal::CurrentWorker& current = internal::ThisWorker();
   if (current.group == this && scheduler_.options_.keep_posts_local) {
     internal::Worker& worker = *current.worker;
+    queue->ready_at_ns_.store(worker.last_now, std::memory_order_relaxed);
     JobQueue* bumped = std::exchange(worker.next, queue);
     // Only a second runnable actor is work another worker could take.
     if (bumped != nullptr) global_.Push(bumped);
     return;
   }
+  queue->ready_at_ns_.store(Ns(scheduler_.clock().Now()), std::memory_order_relaxed);
   global_.Push(queue);
 }
 
@@ -88,26 +90,29 @@ void WorkerGroup::RunWorker(internal::Worker& worker) {
   internal::ThisWorker() = {this, &worker};
   for (;;) {
     JobQueue* queue = nullptr;
+    bool local = false;
     if (worker.next != nullptr && worker.streak < kMaxLocalStreak) {
       queue = std::exchange(worker.next, nullptr);
       ++worker.streak;
+      local = true;
     } else {
       if (worker.next != nullptr) global_.Push(std::exchange(worker.next, nullptr));
       worker.streak = 0;
       queue = global_.Pop();
       if (queue == nullptr) break;
     }
-    RunSlice(worker, queue);
+    RunSlice(worker, queue, local);
   }
   // Closed: hand a local actor back so shutdown finds it.
   if (worker.next != nullptr) global_.Push(std::exchange(worker.next, nullptr));
   internal::ThisWorker() = {};
 }
 
-void WorkerGroup::RunSlice(internal::Worker& worker, JobQueue* queue) {
+void WorkerGroup::RunSlice(internal::Worker& worker, JobQueue* queue, bool local) {
   const SchedulerOptions& options = scheduler_.options_;
   Clock& clock = scheduler_.clock();
-  const int64_t start = Ns(clock.Now());
+  // A local pick follows the previous slice at once: its end time will do.
+  const int64_t start = local ? worker.last_now : Ns(clock.Now());
   const int64_t ready = queue->ready_at_ns_.load(std::memory_order_relaxed);
   const int64_t deadline = start + options.slice_time.count();
   {
@@ -124,6 +129,7 @@ void WorkerGroup::RunSlice(internal::Worker& worker, JobQueue* queue) {
     worker.job_seq.store(worker.job_seq.load(std::memory_order_relaxed) + 1,
                          std::memory_order_relaxed);
     worker.job_start_ns.store(job_start, std::memory_order_relaxed);
+    worker.last_now = job_start;
     try {
       node->job();
     } catch (const std::exception& e) {
@@ -139,6 +145,7 @@ void WorkerGroup::RunSlice(internal::Worker& worker, JobQueue* queue) {
     if (ran >= options.slice_jobs || now >= deadline) break;
   }
   worker.job_start_ns.store(0, std::memory_order_relaxed);
+  worker.last_now = now;
   {
     core::LockGuard lock(worker.mu);
     worker.running = nullptr;

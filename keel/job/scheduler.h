@@ -94,7 +94,7 @@ class WorkerGroup {
   bool Accepting() const noexcept { return accepting_.load(std::memory_order_acquire); }
   void RecordRejected(const std::string& name);
   void RunWorker(internal::Worker& worker);
-  void RunSlice(internal::Worker& worker, JobQueue* queue);
+  void RunSlice(internal::Worker& worker, JobQueue* queue, bool local);
   void BeginShutdown(StopMode mode);
   void FinishShutdown(ShutdownSummary& summary);
   void CheckStalls(int64_t now_ns);
