@@ -1,0 +1,51 @@
+#pragma once
+// GlobalQueue: a WorkerGroup's run queue of actors that have work (skynet's
+// global queue). A JobQueue is in it at most once, from the moment it becomes
+// runnable until a worker takes it; a worker that ends a slice with jobs left
+// pushes it to the back, so a flooded actor waits its turn behind the others.
+//
+// Thread-safe. Pop blocks (a worker with nothing to do sleeps on the condition
+// variable); Push wakes one sleeper only when one is asleep.
+
+#include <cstddef>
+#include <cstdint>
+
+#include "keel/core/mutex.h"
+#include "keel/core/thread_annotations.h"
+
+namespace keel::job {
+
+class JobQueue;
+
+class GlobalQueue {
+ public:
+  GlobalQueue() = default;
+  GlobalQueue(const GlobalQueue&) = delete;
+  GlobalQueue& operator=(const GlobalQueue&) = delete;
+
+  // `wake_if_more_than`: wake a sleeper only if more than this many queues
+  // are waiting after the push (a worker that requeues its own actor and is
+  // about to Pop passes 1, so it does not wake a peer for work it will take).
+  void Push(JobQueue* queue, std::size_t wake_if_more_than = 0);
+  // Waits for a queue; returns nullptr once Close() was called and, if
+  // `drain` is false, at once, else when empty.
+  JobQueue* Pop();
+  JobQueue* TryPop();
+  void Close(bool drain);
+  std::size_t Size() const;
+  bool Closed() const;
+
+ private:
+  JobQueue* PopLocked() KEEL_REQUIRES(mu_);
+
+  mutable core::Mutex mu_{"GlobalQueue"};
+  core::CondVar cv_;
+  JobQueue* head_ KEEL_GUARDED_BY(mu_) = nullptr;
+  JobQueue* tail_ KEEL_GUARDED_BY(mu_) = nullptr;
+  std::size_t size_ KEEL_GUARDED_BY(mu_) = 0;
+  uint32_t sleepers_ KEEL_GUARDED_BY(mu_) = 0;
+  bool closed_ KEEL_GUARDED_BY(mu_) = false;
+  bool drain_ KEEL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace keel::job

@@ -1,0 +1,98 @@
+#pragma once
+// JobNode and JobList: the mailbox behind JobQueue, an intrusive FIFO of
+// pooled nodes. This is the seam where keel::lockfree::MpscQueue (mailbox)
+// and keel::memory::ObjectPool (nodes) can replace the locked list and the
+// per-thread free list after measurement (docs/job.md).
+//
+// JobList is not thread-safe: JobQueue guards it with its lock. AllocNode and
+// FreeNode use the calling thread's free list and may be called from any
+// thread; a node may be freed on a thread other than the one that made it.
+
+#include <cstddef>
+#include <cstdint>
+
+#include "keel/job/job.h"
+
+namespace keel::job::internal {
+
+struct JobNode {
+  JobNode* next = nullptr;
+  const char* label = "job";  // a string literal, for the stall watchdog
+  Job job;
+};
+
+// Takes a node from this thread's free list (refilled in batches from a
+// shared depot, else the heap) / returns it there (surplus batches go to the
+// depot, which holds at most 16 x kMaxCachedNodes nodes; beyond that, malloc).
+JobNode* AllocNode();
+void FreeNode(JobNode* node) noexcept;
+inline constexpr std::size_t kMaxCachedNodes = 4096;
+
+class JobList {
+ public:
+  JobList() = default;
+  JobList(const JobList&) = delete;
+  JobList& operator=(const JobList&) = delete;
+  JobList(JobList&& other) noexcept : head_(other.head_), tail_(other.tail_), size_(other.size_) {
+    other.head_ = other.tail_ = nullptr;
+    other.size_ = 0;
+  }
+  // Takes `other`'s nodes; this list must be empty.
+  JobList& operator=(JobList&& other) noexcept {
+    head_ = other.head_;
+    tail_ = other.tail_;
+    size_ = other.size_;
+    other.head_ = other.tail_ = nullptr;
+    other.size_ = 0;
+    return *this;
+  }
+
+  bool empty() const noexcept { return head_ == nullptr; }
+  std::size_t size() const noexcept { return size_; }
+
+  void PushBack(JobNode* node) noexcept {
+    node->next = nullptr;
+    if (tail_ != nullptr) {
+      tail_->next = node;
+    } else {
+      head_ = node;
+    }
+    tail_ = node;
+    ++size_;
+  }
+  JobNode* PopFront() noexcept {
+    JobNode* node = head_;
+    if (node == nullptr) return nullptr;
+    head_ = node->next;
+    if (head_ == nullptr) tail_ = nullptr;
+    --size_;
+    return node;
+  }
+  // Moves every node of `front` ahead of this list's nodes, keeping order.
+  void PrependAll(JobList& front) noexcept {
+    if (front.empty()) return;
+    front.tail_->next = head_;
+    if (tail_ == nullptr) tail_ = front.tail_;
+    head_ = front.head_;
+    size_ += front.size_;
+    front.head_ = front.tail_ = nullptr;
+    front.size_ = 0;
+  }
+  // Destroys every job (outside any lock, by the caller) and frees the nodes.
+  std::size_t DestroyAll() noexcept {
+    std::size_t n = 0;
+    while (JobNode* node = PopFront()) {
+      node->job.Reset();
+      FreeNode(node);
+      ++n;
+    }
+    return n;
+  }
+
+ private:
+  JobNode* head_ = nullptr;
+  JobNode* tail_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+}  // namespace keel::job::internal

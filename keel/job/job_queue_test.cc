@@ -1,0 +1,110 @@
+#include "keel/job/job_queue.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <memory>
+#include <vector>
+
+#include "keel/job/ask.h"
+#include "keel/job/internal/test_util.h"
+#include "keel/job/scheduler.h"
+
+namespace keel::job {
+namespace {
+
+using testing::TestActor;
+using testing::WaitFor;
+
+SchedulerOptions OneGroup(uint32_t threads) {
+  SchedulerOptions options;
+  options.groups = {{.name = "logic", .threads = threads, .cpus = {}}};
+  return options;
+}
+
+TEST(JobQueue, RunsJobsInPushOrder) {
+  Scheduler scheduler(OneGroup(2));
+  auto actor = std::make_shared<TestActor>(scheduler.Group("logic"), "order");
+  std::vector<int> seen;  // touched only by the actor's jobs
+  std::atomic<bool> done{false};
+  constexpr int kJobs = 10'000;
+  for (int i = 0; i < kJobs; ++i) actor->Post([&seen, i] { seen.push_back(i); });
+  actor->Post([&done] { done.store(true); });
+  ASSERT_TRUE(WaitFor([&] { return done.load(); }));
+  ASSERT_EQ(seen.size(), static_cast<size_t>(kJobs));
+  for (int i = 0; i < kJobs; ++i) ASSERT_EQ(seen[static_cast<size_t>(i)], i);
+  EXPECT_EQ(actor->Stats().jobs_run, static_cast<uint64_t>(kJobs + 1));
+}
+
+TEST(JobQueue, PostCallKeepsActorAliveUntilItRan) {
+  Scheduler scheduler(OneGroup(1));
+  std::atomic<bool> release{false};
+  std::atomic<int> result{0};
+  auto blocker = std::make_shared<TestActor>(scheduler.Group("logic"), "blocker");
+  blocker->Post([&release] { WaitFor([&] { return release.load(); }); });
+  std::weak_ptr<TestActor> weak;
+  {
+    auto actor = std::make_shared<TestActor>(scheduler.Group("logic"), "owned");
+    weak = actor;
+    actor->PostCall(&TestActor::Add, 41);
+    actor->Post([raw = actor.get(), &result] { result.store(raw->value + 1); });
+  }
+  EXPECT_FALSE(weak.expired());  // pending jobs hold it
+  release.store(true);
+  ASSERT_TRUE(WaitFor([&] { return result.load() == 42; }));
+  ASSERT_TRUE(WaitFor([&] { return weak.expired(); }));
+}
+
+TEST(JobQueue, ClearDropsPendingJobsAndBreaksCycles) {
+  Scheduler scheduler(OneGroup(1));
+  std::atomic<bool> release{false};
+  auto blocker = std::make_shared<TestActor>(scheduler.Group("logic"), "blocker");
+  blocker->Post([&release] { WaitFor([&] { return release.load(); }); });
+  auto a = std::make_shared<TestActor>(scheduler.Group("logic"), "a");
+  auto b = std::make_shared<TestActor>(scheduler.Group("logic"), "b");
+  std::atomic<int> ran{0};
+  a->Post([b, &ran] { ran.fetch_add(1); });  // a holds b
+  b->Post([a, &ran] { ran.fetch_add(1); });  // b holds a
+  std::weak_ptr<TestActor> wa = a, wb = b;
+  EXPECT_EQ(a->Depth(), 1u);
+  EXPECT_EQ(a->Clear(), 1u);
+  EXPECT_EQ(b->Clear(), 1u);
+  EXPECT_EQ(a->Depth(), 0u);
+  a.reset();
+  b.reset();
+  release.store(true);
+  ASSERT_TRUE(WaitFor([&] { return wa.expired() && wb.expired(); }));
+  EXPECT_EQ(ran.load(), 0);
+}
+
+class Room : public TestActor {
+ public:
+  using TestActor::TestActor;
+  int players = 3;
+};
+
+TEST(JobQueue, AskDeliversTheAnswerAsAJobOnTheCaller) {
+  Scheduler scheduler(OneGroup(2));
+  auto room = std::make_shared<Room>(scheduler.Group("logic"), "room");
+  auto lobby = std::make_shared<TestActor>(scheduler.Group("logic"), "lobby");
+  std::atomic<int> answer{0};
+  ASSERT_TRUE(PostAsk(
+      room, [](Room& r) { return r.players; }, lobby,
+      [&answer](TestActor& l, int n) {
+        l.value = n;
+        answer.store(n);
+      }));
+  ASSERT_TRUE(WaitFor([&] { return answer.load() == 3; }));
+  EXPECT_EQ(lobby->Stats().jobs_run, 1u);
+  EXPECT_EQ(room->Stats().jobs_run, 1u);
+}
+
+TEST(JobQueue, PostThrowsForAnActorNotOwnedBySharedPtr) {
+  Scheduler scheduler(OneGroup(1));
+  TestActor actor(scheduler.Group("logic"), "stack");
+  EXPECT_THROW(actor.Post([] {}), std::bad_weak_ptr);
+  EXPECT_EQ(actor.Depth(), 0u);
+}
+
+}  // namespace
+}  // namespace keel::job

@@ -1,0 +1,181 @@
+#include "keel/job/scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "keel/core/pool_sizing.h"
+#include "keel/core/thread_context.h"
+#include "keel/job/internal/sanitizers.h"
+#include "keel/job/internal/test_util.h"
+#include "keel/job/job_queue.h"
+
+namespace keel::job {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::TestActor;
+using testing::WaitFor;
+
+SchedulerOptions OneGroup(uint32_t threads) {
+  SchedulerOptions options;
+  options.groups = {{.name = "logic", .threads = threads, .cpus = {}}};
+  return options;
+}
+
+// One worker thread, so the flood and the probe compete for the same core.
+TEST(Scheduler, FloodedActorDoesNotStarveAnother) {
+  constexpr int kFlood = KEEL_JOB_UNDER_TSAN ? 50'000 : 1'000'000;
+  // Bound on one probe's post-to-run latency: a slice is 128 jobs or 500 us;
+  // 100 ms leaves room for a noisy, shared 2-core VM and sanitizers.
+  constexpr auto kBound = 100ms;
+  Scheduler scheduler(OneGroup(1));
+  auto flood = std::make_shared<TestActor>(scheduler.Group("logic"), "flood");
+  auto probe = std::make_shared<TestActor>(scheduler.Group("logic"), "probe");
+  std::atomic<bool> release{false};
+  flood->Post([&release] { WaitFor([&] { return release.load(); }); });
+  std::atomic<uint64_t> flood_ran{0};
+  for (int i = 0; i < kFlood; ++i) {
+    flood->Post([&flood_ran] {
+      flood_ran.store(flood_ran.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    });
+  }
+  release.store(true);
+  int probes = 0;
+  std::chrono::nanoseconds worst{0};
+  uint64_t flood_done_at_first_probe = 0;
+  for (; probes < 20; ++probes) {
+    std::atomic<bool> ran{false};
+    const auto posted = std::chrono::steady_clock::now();
+    probe->Post([&ran] { ran.store(true); });
+    ASSERT_TRUE(WaitFor([&] { return ran.load(); }, 10s));
+    worst = std::max(worst, std::chrono::steady_clock::now() - posted);
+    if (probes == 0) flood_done_at_first_probe = flood_ran.load();
+  }
+  EXPECT_LT(worst, kBound) << "worst probe latency under flood";
+  // The first probe did not wait for the whole flood.
+  EXPECT_LT(flood_done_at_first_probe, static_cast<uint64_t>(kFlood));
+  ASSERT_TRUE(WaitFor([&] { return flood_ran.load() == static_cast<uint64_t>(kFlood); }, 20s));
+  EXPECT_GT(flood->Stats().slices, 1u);
+}
+
+TEST(Scheduler, ShutdownDrainsPendingJobsAndReportsThem) {
+  Scheduler scheduler(OneGroup(1));
+  auto& group = scheduler.Group("logic");
+  auto blocker = std::make_shared<TestActor>(group, "blocker");
+  auto a = std::make_shared<TestActor>(group, "a");
+  auto b = std::make_shared<TestActor>(group, "b");
+  auto probe = std::make_shared<TestActor>(group, "probe");
+  std::atomic<bool> release{false};
+  blocker->Post([&release] { WaitFor([&] { return release.load(); }); });
+  std::atomic<int> ran{0};
+  for (int i = 0; i < 100; ++i) a->Post([&ran] { ran.fetch_add(1); });
+  for (int i = 0; i < 50; ++i) b->Post([&ran] { ran.fetch_add(1); });
+  // Release the blocker once shutdown has begun (a post is refused).
+  std::thread releaser([&] {
+    while (probe->Post([] {})) std::this_thread::sleep_for(1ms);
+    release.store(true);
+  });
+  const ShutdownSummary summary = scheduler.Shutdown(StopMode::kDrain);
+  releaser.join();
+  EXPECT_EQ(ran.load(), 150);
+  EXPECT_EQ(summary.drained.at("a"), 100u);
+  EXPECT_EQ(summary.drained.at("b"), 50u);
+  EXPECT_GE(summary.rejected.at("probe"), 1u);
+  EXPECT_EQ(summary.Total(summary.cancelled), 0u);
+  EXPECT_FALSE(a->Post([] {}));
+}
+
+TEST(Scheduler, ShutdownCancelDropsPendingJobsAndReportsThem) {
+  Scheduler scheduler(OneGroup(1));
+  auto& group = scheduler.Group("logic");
+  auto blocker = std::make_shared<TestActor>(group, "blocker");
+  auto a = std::make_shared<TestActor>(group, "a");
+  auto b = std::make_shared<TestActor>(group, "b");
+  auto probe = std::make_shared<TestActor>(group, "probe");
+  std::atomic<bool> release{false};
+  blocker->Post([&release] { WaitFor([&] { return release.load(); }); });
+  std::atomic<int> ran{0};
+  auto token = std::make_shared<int>(0);
+  for (int i = 0; i < 100; ++i) a->Post([&ran, token] { ran.fetch_add(1); });
+  for (int i = 0; i < 50; ++i) b->Post([&ran, token] { ran.fetch_add(1); });
+  std::thread releaser([&] {
+    while (probe->Post([] {})) std::this_thread::sleep_for(1ms);
+    release.store(true);
+  });
+  const ShutdownSummary summary = scheduler.Shutdown(StopMode::kCancel);
+  releaser.join();
+  EXPECT_EQ(ran.load(), 0);
+  EXPECT_EQ(summary.cancelled.at("a"), 100u);
+  EXPECT_EQ(summary.cancelled.at("b"), 50u);
+  EXPECT_EQ(token.use_count(), 1);  // cancelled jobs' captures were destroyed
+  EXPECT_EQ(a->Depth(), 0u);
+}
+
+TEST(Scheduler, WatchdogReportsAStalledJob) {
+  SchedulerOptions options = OneGroup(1);
+  options.stall_threshold = 20ms;
+  Scheduler scheduler(options);
+  auto actor = std::make_shared<TestActor>(scheduler.Group("logic"), "stuck-room");
+  std::atomic<bool> release{false};
+  actor->Post([&release] { WaitFor([&] { return release.load(); }); }, "slow-query");
+  const bool reported = WaitFor([&] { return scheduler.Stalls() >= 1; }, 5s);
+  release.store(true);
+  EXPECT_TRUE(reported);
+  // One report per stalled job, not one per watchdog tick.
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(scheduler.Stalls(), 1u);
+}
+
+TEST(Scheduler, ActorsRunOnTheirGroupsThreads) {
+  SchedulerOptions options;
+  options.groups = {{.name = "lobby", .threads = 1, .cpus = {}},
+                    {.name = "dungeon", .threads = 2, .cpus = {}}};
+  Scheduler scheduler(options);
+  auto lobby = std::make_shared<TestActor>(scheduler.Group("lobby"), "lobby");
+  auto dungeon = std::make_shared<TestActor>(scheduler.Group("dungeon"), "dungeon-1");
+  std::string lobby_thread, dungeon_thread;
+  std::atomic<int> done{0};
+  lobby->Post([&] {
+    lobby_thread = std::string(core::ThisThread::Name());
+    done.fetch_add(1);
+  });
+  dungeon->Post([&] {
+    dungeon_thread = std::string(core::ThisThread::Name());
+    done.fetch_add(1);
+  });
+  ASSERT_TRUE(WaitFor([&] { return done.load() == 2; }));
+  EXPECT_EQ(lobby_thread.rfind("lobby-", 0), 0u) << lobby_thread;
+  EXPECT_EQ(dungeon_thread.rfind("dungeon-", 0), 0u) << dungeon_thread;
+  EXPECT_THROW(scheduler.Group("nope"), std::out_of_range);
+}
+
+TEST(Scheduler, BlockingGroupIsSizedForItsWaiting) {
+  const WorkerGroupOptions db = BlockingGroup("db", 9.0);
+  EXPECT_EQ(db.name, "db");
+  EXPECT_EQ(db.threads, core::ThreadsForPool({.wait_per_compute = 9.0}));
+  EXPECT_GE(db.threads, core::AvailableCores());
+}
+
+TEST(Scheduler, CountsJobsThatOverrunTheSlice) {
+  SchedulerOptions options = OneGroup(1);
+  options.slice_time = 1ms;
+  Scheduler scheduler(options);
+  auto actor = std::make_shared<TestActor>(scheduler.Group("logic"), "slow");
+  std::atomic<bool> done{false};
+  actor->Post([] { std::this_thread::sleep_for(5ms); });
+  actor->Post([&done] { done.store(true); });
+  ASSERT_TRUE(WaitFor([&] { return done.load(); }));
+  ASSERT_TRUE(WaitFor([&] { return actor->Stats().jobs_run == 2; }));
+  EXPECT_EQ(actor->Stats().overruns, 1u);
+  // The time budget ended the first slice after the slow job.
+  EXPECT_EQ(actor->Stats().slices, 2u);
+}
+
+}  // namespace
+}  // namespace keel::job
