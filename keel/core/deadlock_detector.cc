@@ -67,7 +67,20 @@ struct Held {
   const char* name;
 };
 
+// Where this thread's ThreadState is in its life. Trivially destructible, so it
+// stays readable after the thread's thread_local destructors have run: a lock
+// taken then (by a static object's destructor on the main thread, or by another
+// thread_local's destructor) is simply not tracked instead of touching a dead
+// vector.
+enum class TlsPhase : uint8_t { kUnborn, kLive, kGone };
+constinit thread_local TlsPhase t_phase = TlsPhase::kUnborn;
+
 struct ThreadState {
+  ThreadState() noexcept { t_phase = TlsPhase::kLive; }
+  ~ThreadState() { t_phase = TlsPhase::kGone; }
+  ThreadState(const ThreadState&) = delete;
+  ThreadState& operator=(const ThreadState&) = delete;
+
   uint64_t epoch = 0;
   uint64_t generation = 0;
   std::vector<Held> held;
@@ -88,9 +101,11 @@ struct ThreadState {
   }
 };
 
-ThreadState& Tls() {
+// Null once this thread's state has been destroyed.
+ThreadState* Tls() {
+  if (t_phase == TlsPhase::kGone) [[unlikely]] return nullptr;
   thread_local ThreadState state;
-  return state;
+  return &state;
 }
 
 Node& NodeLocked(Graph& g, LockId id, const char* name) {
@@ -212,7 +227,9 @@ LockId DeadlockDetector::NewLockId() noexcept {
 }
 
 void DeadlockDetector::BeforeAcquire(LockId id, const char* name) {
-  ThreadState& tls = Tls();
+  ThreadState* state = Tls();
+  if (state == nullptr) return;
+  ThreadState& tls = *state;
   tls.Sync();
   bool reentry = false;
   for (const Held& h : tls.held) reentry |= h.id == id;
@@ -232,16 +249,18 @@ void DeadlockDetector::BeforeAcquire(LockId id, const char* name) {
 void DeadlockDetector::AfterTryAcquire(LockId id, const char* name) {
   // A try-lock never waits, so it adds no edge; blocking acquisitions made
   // while it is held still order themselves after it.
-  ThreadState& tls = Tls();
-  tls.Sync();
-  tls.held.push_back({id, name});
+  ThreadState* tls = Tls();
+  if (tls == nullptr) return;
+  tls->Sync();
+  tls->held.push_back({id, name});
 }
 
 void DeadlockDetector::OnRelease(LockId id) noexcept {
-  ThreadState& tls = Tls();
-  for (auto it = tls.held.rbegin(); it != tls.held.rend(); ++it) {
+  ThreadState* tls = Tls();
+  if (tls == nullptr) return;
+  for (auto it = tls->held.rbegin(); it != tls->held.rend(); ++it) {
     if (it->id == id) {
-      tls.held.erase(std::next(it).base());
+      tls->held.erase(std::next(it).base());
       return;
     }
   }

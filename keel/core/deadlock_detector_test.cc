@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -205,6 +206,46 @@ void TakeInvertedPairs() {
 TEST(DeadlockDetectorDeathTest, AbortsOnCycleByDefault) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_DEATH(TakeInvertedPairs(), "lock-order cycle: beta -> alpha .*-> beta");
+}
+
+// Locks taken after this thread's detector state is gone (thread_local
+// destructors, static destructors at exit) must not touch freed memory. These
+// fail under ASan as a heap-use-after-free without the guard.
+struct LocksInDestructor {
+  SpinLock* lock;
+  ~LocksInDestructor() {
+    LockGuard guard(*lock);
+  }
+};
+
+TEST(DeadlockDetectorTeardownTest, LockInThreadLocalDestructorAfterDetectorState) {
+  const bool was_enabled = DeadlockDetector::Enabled();
+  DeadlockDetector::SetEnabled(true);
+  SpinLock lock("teardown-tls");
+  std::thread t([&] {
+    // Constructed before the detector's state, so destroyed after it.
+    thread_local LocksInDestructor late{nullptr};
+    late.lock = &lock;
+    LockGuard guard(lock);  // creates the detector's per-thread state
+  });
+  t.join();
+  {
+    LockGuard guard(lock);  // still usable and tracked on this thread
+  }
+  DeadlockDetector::SetEnabled(was_enabled);
+}
+
+TEST(DeadlockDetectorDeathTest, LockInStaticDestructorAtExit) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        DeadlockDetector::SetEnabled(true);
+        static SpinLock lock("teardown-static");
+        static LocksInDestructor at_exit{&lock};
+        { LockGuard guard(lock); }
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(0), "");
 }
 
 }  // namespace
