@@ -23,6 +23,11 @@ bool JobQueue::Post(Job job, const char* label) {
     group_.RecordRejected(name_);
     return false;
   }
+  if (const std::size_t cap = cap_.load(std::memory_order_relaxed); cap != 0 && Depth() >= cap)
+      [[unlikely]] {
+    rejected_full_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
   internal::JobNode* node = internal::AllocNode();
   node->job = std::move(job);
   node->label = label;
@@ -119,6 +124,7 @@ JobQueueStats JobQueue::Stats() const noexcept {
   s.overruns = overruns_.load(std::memory_order_relaxed);
   s.wait_ns_total = wait_ns_total_.load(std::memory_order_relaxed);
   s.wait_ns_max = wait_ns_max_.load(std::memory_order_relaxed);
+  s.rejected_full = rejected_full_.load(std::memory_order_relaxed);
   return s;
 }
 

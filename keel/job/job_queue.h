@@ -41,6 +41,7 @@ struct JobQueueStats {
   uint64_t overruns = 0;             // jobs that alone ran past the slice time budget
   uint64_t wait_ns_total = 0;        // sum over slices of ready -> running
   uint64_t wait_ns_max = 0;
+  uint64_t rejected_full = 0;        // posts refused by the mailbox cap
 };
 
 class JobQueue : public std::enable_shared_from_this<JobQueue> {
@@ -51,7 +52,8 @@ class JobQueue : public std::enable_shared_from_this<JobQueue> {
   JobQueue& operator=(const JobQueue&) = delete;
 
   // Queues `job`; returns false (and drops it) once the group is shutting
-  // down. The queue must be owned by a std::shared_ptr. `label` names the job
+  // down, or when the mailbox already holds `MailboxCap()` jobs (counted in
+  // Stats().rejected_full; the caller decides: drop, kick, retry later). The queue must be owned by a std::shared_ptr. `label` names the job
   // in stall reports and must be a string literal.
   bool Post(Job job, const char* label = "job");
 
@@ -66,6 +68,13 @@ class JobQueue : public std::enable_shared_from_this<JobQueue> {
         },
         "call");
   }
+
+  // Bounds the pending jobs (DESIGN: a mailbox cap per actor). 0, the
+  // default, means unbounded. Jobs of the slice now running count until the
+  // slice ends. The check reads a relaxed depth, so concurrent
+  // posters may overshoot the cap by at most one job each.
+  void SetMailboxCap(std::size_t cap) noexcept { cap_.store(cap, std::memory_order_relaxed); }
+  std::size_t MailboxCap() const noexcept { return cap_.load(std::memory_order_relaxed); }
 
   // Drops every pending job (destroying their captures); returns how many.
   std::size_t Clear();
@@ -106,7 +115,9 @@ class JobQueue : public std::enable_shared_from_this<JobQueue> {
   std::atomic<uint64_t> overruns_{0};
   std::atomic<uint64_t> wait_ns_total_{0};
   std::atomic<uint64_t> wait_ns_max_{0};
-  std::atomic<int64_t> ready_at_ns_{0};  // clock time it last became runnable
+  std::atomic<int64_t> ready_at_ns_{0};
+  std::atomic<std::size_t> cap_{0};
+  std::atomic<uint64_t> rejected_full_{0};  // clock time it last became runnable
 
   // GlobalQueue's intrusive link; owned by the GlobalQueue's lock.
   JobQueue* next_ready_ = nullptr;

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "keel/job/ask.h"
@@ -34,6 +35,33 @@ TEST(JobQueue, RunsJobsInPushOrder) {
   ASSERT_EQ(seen.size(), static_cast<size_t>(kJobs));
   for (int i = 0; i < kJobs; ++i) ASSERT_EQ(seen[static_cast<size_t>(i)], i);
   EXPECT_EQ(actor->Stats().jobs_run, static_cast<uint64_t>(kJobs + 1));
+}
+
+TEST(JobQueue, MailboxCapRefusesAndCountsPostsBeyondIt) {
+  Scheduler scheduler(OneGroup(1));
+  auto actor = std::make_shared<TestActor>(scheduler.Group("logic"), "capped");
+  actor->SetMailboxCap(3);
+  std::atomic<bool> started{false};
+  std::atomic<bool> release{false};
+  std::atomic<int> ran{0};
+  // The first job holds the only worker; it counts as pending until its
+  // slice ends, so two more fit and the rest are refused.
+  ASSERT_TRUE(actor->Post([&] {
+    started.store(true);
+    while (!release.load()) std::this_thread::yield();
+    ran.fetch_add(1);
+  }));
+  ASSERT_TRUE(WaitFor([&] { return started.load(); }));
+  for (int i = 0; i < 2; ++i) EXPECT_TRUE(actor->Post([&] { ran.fetch_add(1); })) << i;
+  EXPECT_FALSE(actor->Post([&] { ran.fetch_add(100); }));
+  EXPECT_FALSE(actor->Post([&] { ran.fetch_add(100); }));
+  EXPECT_EQ(actor->Stats().rejected_full, 2u);
+  EXPECT_EQ(actor->Depth(), 3u);
+  release.store(true);
+  ASSERT_TRUE(WaitFor([&] { return ran.load() == 3 && actor->Depth() == 0; }));
+  EXPECT_TRUE(actor->Post([&] { ran.fetch_add(1); }));  // room again once drained
+  ASSERT_TRUE(WaitFor([&] { return ran.load() == 4; }));
+  EXPECT_EQ(actor->Stats().rejected_full, 2u);
 }
 
 TEST(JobQueue, PostCallKeepsActorAliveUntilItRan) {
