@@ -19,8 +19,10 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/keel/ DESTINATION include/keel
 install(EXPORT keelTargets NAMESPACE keel:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/keel)
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/keelConfig.cmake.in
   ${PROJECT_BINARY_DIR}/keelConfig.cmake
-  INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/keel)
+  INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/keel
+  PATH_VARS CMAKE_INSTALL_INCLUDEDIR)
 write_basic_package_version_file(${PROJECT_BINARY_DIR}/keelConfigVersion.cmake
   COMPATIBILITY SameMinorVersion)
 install(FILES ${PROJECT_BINARY_DIR}/keelConfig.cmake ${PROJECT_BINARY_DIR}/keelConfigVersion.cmake
+  ${PROJECT_SOURCE_DIR}/cmake/KeelProtocol.cmake
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/keel)

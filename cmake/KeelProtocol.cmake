@@ -3,6 +3,8 @@
 #   protoc-gen-keel (ids, protocol table, typed dispatch), into the build
 #   tree, and makes a library target of them. Users include
 #   "<path relative to the source dir>/a.keel.h".
+#   Works in Keel's own tree and, after find_package(keel), in a user's
+#   project (the installed plugin and options.proto are used there).
 function(keel_add_protocol)
   cmake_parse_arguments(A "" "TARGET" "PROTOS;IMPORT_DIRS" ${ARGN})
   set(out_dir ${CMAKE_CURRENT_BINARY_DIR}/keel_protocol_${A_TARGET})
@@ -10,6 +12,12 @@ function(keel_add_protocol)
   foreach(dir ${A_IMPORT_DIRS})
     list(APPEND include_args -I${dir})
   endforeach()
+  get_target_property(plugin_imported keel::protoc-gen-keel IMPORTED)
+  if(plugin_imported)
+    set(plugin_dep $<TARGET_FILE:keel::protoc-gen-keel>)  # a file: nothing to build
+  else()
+    set(plugin_dep protoc-gen-keel)                        # a target of this build
+  endif()
   set(sources)
   set(headers)
   foreach(proto ${A_PROTOS})
@@ -22,10 +30,10 @@ function(keel_add_protocol)
       COMMAND ${CMAKE_COMMAND} -E make_directory ${out_dir}
       COMMAND protobuf::protoc ${include_args}
               --cpp_out=${out_dir}
-              --plugin=protoc-gen-keel=$<TARGET_FILE:protoc-gen-keel>
+              --plugin=protoc-gen-keel=$<TARGET_FILE:keel::protoc-gen-keel>
               --keel_out=${out_dir}
               ${abs}
-      DEPENDS ${abs} protoc-gen-keel ${KEEL_PROTO_IMPORT_DIR}/keel/proto/options.proto
+      DEPENDS ${abs} ${plugin_dep} ${KEEL_PROTO_IMPORT_DIR}/keel/proto/options.proto
       COMMENT "protoc + protoc-gen-keel: ${rel}"
       VERBATIM)
     list(APPEND sources ${out_dir}/${stem}.pb.cc)

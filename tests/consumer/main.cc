@@ -1,12 +1,32 @@
-// Uses the installed headers and libraries; exits 0 only if they work.
+// Uses the installed headers, libraries and protocol generator; exits 0 only
+// if they work.
 #include <keel/core/lock_guard.h>
 #include <keel/core/spin_lock.h>
 #include <keel/core/thread_group.h>
+#include <keel/proto/message_codec.h>
+#include <keel/proto/packet_framer.h>
 
 #include <atomic>
 #include <cstdio>
+#include <memory>
+#include <string>
 
-int main() {
+#include "game.keel.h"
+
+namespace {
+
+struct Player {
+  std::string name;
+};
+using PlayerPtr = std::shared_ptr<Player>;
+
+class Handler final : public game::GameHandler<PlayerPtr> {
+ public:
+  void HandleHello(const PlayerPtr& p, const game::Hello& m) override { p->name = m.name(); }
+  void HandleMove(const PlayerPtr&, const game::Move&) override {}
+};
+
+bool LocksWork() {
   keel::core::SpinLock lock("consumer");
   long count = 0;
   {
@@ -20,5 +40,25 @@ int main() {
     group.Join();
   }
   std::printf("count=%ld\n", count);
-  return count == 2000 ? 0 : 1;
+  return count == 2000;
 }
+
+bool ProtocolWorks() {
+  game::Hello hello;
+  hello.set_name("ada");
+  const auto frame = keel::proto::BuildFrame(hello);
+  keel::proto::PacketFramer framer(game::GameProtocolTable(), {}, nullptr);
+  framer.SetState(1);
+  Handler handler;
+  auto player = std::make_shared<Player>();
+  const auto result = framer.Parse(frame, 0, [&](const keel::proto::Frame& f) {
+    return handler.Dispatch(player, f);
+  });
+  std::printf("frames=%zu name=%s\n", result.frames, player->name.c_str());
+  return result.error == keel::proto::RejectReason::kNone && result.frames == 1 &&
+         player->name == "ada" && game::kMoveId == 2;
+}
+
+}  // namespace
+
+int main() { return LocksWork() && ProtocolWorks() ? 0 : 1; }
