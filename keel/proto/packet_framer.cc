@@ -1,5 +1,7 @@
 #include "keel/proto/packet_framer.h"
 
+#include "keel/proto/protobuf_log.h"
+
 namespace keel::proto {
 
 PacketFramer::PacketFramer(const ProtocolTable& table, FramerLimits limits, ProtoStats* stats)
@@ -7,6 +9,11 @@ PacketFramer::PacketFramer(const ProtocolTable& table, FramerLimits limits, Prot
       limits_(limits),
       stats_(stats),
       session_rate_(limits.frames_per_second, limits.frames_burst) {
+  // Hostile payloads make protobuf log; keep that bounded from the start.
+  [[maybe_unused]] static const bool log_handler_installed = [] {
+    InstallProtobufLogHandler();
+    return true;
+  }();
   for (const auto& r : table.RatedIds()) id_rates_.emplace_back(r.id, RateLimiter(r.per_second, 2 * r.per_second));
 }
 

@@ -1,12 +1,16 @@
 // The code protoc-gen-keel generates for tests/proto/sample_v{1,2}.proto:
 // ids, protocol table, typed dispatch over all 65,536 ids, builders.
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
 
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include "keel/core/log.h"
 #include "keel/proto/packet_framer.h"
+#include "keel/proto/protobuf_log.h"
 #include "sample_v1.keel.h"
 #include "sample_v2.keel.h"
 
@@ -152,6 +156,37 @@ TEST(ProtocPlugin, OversizedMessageIsRefusedAtBuild) {
   sample::v1::Say say;
   say.set_text(std::string(70000, 'x'));
   EXPECT_THROW(keel::proto::BuildFrame(say), std::length_error);
+}
+
+TEST(ProtobufLog, HostilePayloadsCannotFloodTheLog) {
+  std::ostringstream out;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out);
+  keel::core::AddLogSink(sink);
+  keel::proto::InstallProtobufLogHandler({.lines_per_second = 1, .burst = 3});
+  const auto before = keel::proto::GetProtobufLogStats();
+  Recorder handler;
+  auto session = std::make_shared<FakeSession>();
+  sample::v1::Say say;
+  say.set_text(std::string("\xc3\x28", 2));  // invalid UTF-8: protobuf logs an error per parse
+  const auto frame = keel::proto::BuildFrame(say);
+  constexpr int kAttacks = 200;
+  for (int i = 0; i < kAttacks; ++i) {
+    ASSERT_EQ(handler.Dispatch(session, {sample::v1::kSayId, std::span(frame).subspan(4)}),
+              RejectReason::kBadPayload);
+  }
+  const auto after = keel::proto::GetProtobufLogStats();
+  keel::core::RemoveLogSink(sink);
+  keel::proto::InstallProtobufLogHandler();  // back to the defaults
+  EXPECT_GE(after.lines - before.lines, static_cast<uint64_t>(kAttacks));  // every one counted
+  const std::string text = out.str();
+  size_t written = 0;
+  for (size_t at = text.find("invalid UTF-8"); at != std::string::npos;
+       at = text.find("invalid UTF-8", at + 1)) {
+    ++written;
+  }
+  EXPECT_GE(written, 1u) << text;
+  EXPECT_LE(written, 4u) << text;  // the burst, and one more if a second ticked over
+  EXPECT_EQ(after.suppressed - before.suppressed, after.lines - before.lines - written);
 }
 
 }  // namespace
