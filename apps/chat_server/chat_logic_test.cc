@@ -28,6 +28,7 @@ TEST(ChatRoom, JoinSendsMembersAndHistory) {
   RoomState room("lobby", {.max_members = 10, .history = 2});
   RoomJoined joined;
   ASSERT_EQ(room.Join(1, "kim", joined), ERROR_NONE);
+  EXPECT_EQ(joined.last_seq(), 0u);
   RoomMessage m;
   Say say;
   for (const char* text : {"one", "two", "three"}) {
@@ -41,6 +42,7 @@ TEST(ChatRoom, JoinSendsMembersAndHistory) {
   EXPECT_EQ(second.history(0).text(), "two");
   EXPECT_EQ(second.history(1).text(), "three");
   EXPECT_EQ(second.history(1).seq(), 3u);
+  EXPECT_EQ(second.last_seq(), 3u);  // the next message lee sees is 4
 }
 
 TEST(ChatRoom, SequenceNumbersHaveNoGaps) {

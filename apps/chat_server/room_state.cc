@@ -9,6 +9,7 @@ ErrorCode RoomState::Join(uint64_t user_id, const std::string& nickname, RoomJoi
   joined.set_room(name_);
   for (const auto& [id, nick] : members_) joined.add_members(nick);
   for (const auto& m : history_) *joined.add_history() = m;
+  joined.set_last_seq(next_seq_ - 1);
   return ERROR_NONE;
 }
 

@@ -1,0 +1,85 @@
+// The bots' bookkeeping, without sockets: the delivery check that decides
+// whether a run was clean, and the report.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "apps/bots/delivery_check.h"
+#include "apps/bots/report.h"
+
+namespace keel::bots {
+namespace {
+
+using Verdict = DeliveryCheck::Verdict;
+
+TEST(DeliveryCheck, InOrderFromTheJoinPoint) {
+  DeliveryCheck c;
+  c.Joined(7);
+  EXPECT_EQ(c.OnMessage(8), Verdict::kInOrder);
+  EXPECT_EQ(c.OnMessage(9), Verdict::kInOrder);
+  c.Finish(9);
+  EXPECT_EQ(c.counts().delivered, 2u);
+  EXPECT_EQ(c.counts().lost, 0u);
+  EXPECT_EQ(c.counts().duplicates, 0u);
+}
+
+TEST(DeliveryCheck, GapsDuplicatesAndReordersAreCounted) {
+  DeliveryCheck c;
+  c.Joined(0);
+  EXPECT_EQ(c.OnMessage(1), Verdict::kInOrder);
+  EXPECT_EQ(c.OnMessage(4), Verdict::kGap);  // 2 and 3 lost
+  EXPECT_EQ(c.OnMessage(4), Verdict::kDuplicate);
+  EXPECT_EQ(c.OnMessage(3), Verdict::kDuplicate);  // late: out of order
+  EXPECT_EQ(c.counts().delivered, 2u);
+  EXPECT_EQ(c.counts().lost, 2u);
+  EXPECT_EQ(c.counts().duplicates, 2u);
+}
+
+TEST(DeliveryCheck, AMemberPresentAtTheEndMustHaveTheTail) {
+  DeliveryCheck present;
+  present.Joined(0);
+  present.OnMessage(1);
+  present.Finish(5);  // 2..5 never arrived
+  EXPECT_EQ(present.counts().lost, 4u);
+
+  DeliveryCheck gone;
+  gone.Joined(0);
+  gone.OnMessage(1);
+  gone.Left();
+  gone.Finish(5);  // left after 1: owes nothing more
+  EXPECT_EQ(gone.counts().lost, 0u);
+}
+
+TEST(FleetReport, CleanOnlyWithoutLossDuplicatesOrMissingEchoes) {
+  FleetReport r;
+  r.sent = 10;
+  r.own_echoes = 10;
+  r.deliveries.delivered = 100;
+  EXPECT_TRUE(r.Clean());
+  r.own_echoes = 9;
+  EXPECT_FALSE(r.Clean());
+  r.own_echoes = 10;
+  r.deliveries.lost = 1;
+  EXPECT_FALSE(r.Clean());
+}
+
+TEST(FleetReport, JsonCarriesTheNumbers) {
+  FleetReport r;
+  r.scenario = "steady \"chat\"";
+  r.seconds = 2;
+  r.bots = 50;
+  r.sent = 100;
+  r.own_echoes = 100;
+  r.deliveries.delivered = 1000;
+  for (uint64_t v = 1; v <= 100; ++v) r.latency_ns.Record(v * 1000);
+  const std::string json = ToJson(r);
+  EXPECT_NE(json.find("\"scenario\": \"steady \\\"chat\\\"\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"deliveries_per_s\": 500.0"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"clean\": true"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"p50\": 50."), std::string::npos) << json;  // within 1/64
+  const std::string table = SummaryTable(r);
+  EXPECT_NE(table.find("clean: every message delivered once"), std::string::npos) << table;
+}
+
+}  // namespace
+}  // namespace keel::bots
