@@ -1,0 +1,61 @@
+#pragma once
+// NetConfig: every limit and socket option of a Service, with defaults a
+// production server can start from. Each limit that trips is counted in
+// NetStats and ends the session with a named DisconnectReason.
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace keel::net {
+
+enum class IoBackend : uint8_t {
+  kAuto,   // io_uring if its start-up self-test passes, else epoll (reason logged)
+  kUring,  // io_uring or fail Start()
+  kEpoll,
+};
+
+std::optional<IoBackend> ParseIoBackend(std::string_view text) noexcept;  // auto|uring|epoll
+std::string_view ToString(IoBackend backend) noexcept;
+
+struct NetConfig {
+  // Threads.
+  std::size_t io_threads = 1;            // one IoLoop per thread
+  std::vector<int> io_cpus;              // pin IO thread i to io_cpus[i % size]; empty: no pinning
+  std::string thread_name = "io";        // threads are named "<thread_name>-<i>"
+  IoBackend backend = IoBackend::kAuto;  // KEEL_IO=auto|uring|epoll overrides (ApplyEnvironment)
+
+  // Listener.
+  int listen_backlog = 1024;
+  std::size_t max_sessions = 10000;      // server side; beyond it accepted sockets close at once
+  std::size_t fd_reserve = 16;           // fds kept free; on EMFILE/ENFILE accepting pauses
+  uint32_t accept_pause_ms = 100;        // ... for this long, then resumes (never spins)
+
+  // Receive.
+  std::size_t recv_buffer_size = 16 * 1024;    // initial RecvBuffer capacity per session
+  std::size_t max_recv_buffer = 256 * 1024;    // unconsumed bytes allowed before kRecvBufferFull
+
+  // Send backpressure (bytes queued on a session and not yet written).
+  std::size_t send_soft_limit = 256 * 1024;    // over it for longer than the grace: kSlowConsumer
+  uint32_t send_soft_grace_ms = 2000;
+  std::size_t send_hard_limit = 4 * 1024 * 1024;  // over it at once: kSlowConsumer
+  std::size_t max_gather = 64;                 // buffers gathered into one write
+
+  // Socket options.
+  bool tcp_nodelay = true;
+  bool keepalive = true;
+  int keepalive_idle_s = 60;
+  int socket_send_buffer = 0;   // SO_SNDBUF bytes; 0 = kernel default
+  int socket_recv_buffer = 0;   // SO_RCVBUF bytes; 0 = kernel default
+
+  // Client side.
+  uint32_t connect_timeout_ms = 5000;
+
+  // Reads KEEL_IO (auto|uring|epoll); returns an error text for a bad value.
+  std::optional<std::string> ApplyEnvironment();
+};
+
+}  // namespace keel::net

@@ -1,0 +1,35 @@
+#pragma once
+// NetStats: a snapshot of a Service's counters and gauges (relaxed reads;
+// each value is exact, the set is not one instant).
+
+#include <array>
+#include <cstdint>
+#include <string_view>
+
+#include "keel/net/disconnect_reason.h"
+
+namespace keel::net {
+
+struct NetStats {
+  std::string_view backend;          // "uring" or "epoll"
+  // Gauges.
+  uint64_t sessions_open = 0;        // sessions not yet freed
+  uint64_t queued_bytes = 0;         // bytes queued on all sessions, not yet written
+  // Counters.
+  uint64_t sessions_accepted = 0;
+  uint64_t sessions_connected = 0;   // client side
+  uint64_t bytes_received = 0;
+  uint64_t bytes_sent = 0;
+  uint64_t recv_ops = 0;             // completed reads
+  uint64_t send_ops = 0;             // completed (gathered) writes
+  uint64_t send_soft_limit_hits = 0; // sessions that went over the soft limit
+  uint64_t accept_pauses = 0;        // EMFILE/ENFILE/fd-reserve pauses
+  uint64_t sessions_refused = 0;     // over max_sessions
+  std::array<uint64_t, kDisconnectReasonCount> disconnects{};  // by DisconnectReason
+
+  uint64_t Disconnects(DisconnectReason r) const noexcept {
+    return disconnects[static_cast<std::size_t>(r)];
+  }
+};
+
+}  // namespace keel::net
