@@ -1,0 +1,50 @@
+#pragma once
+// NetCounters: the atomics behind NetStats, shared by a Service, its loops
+// and its sessions (a session may outlive its Service, so they share
+// ownership). Relaxed: each is an independent counter or gauge.
+
+#include <atomic>
+#include <cstdint>
+
+#include "keel/net/net_stats.h"
+
+namespace keel::net::internal {
+
+struct NetCounters {
+  std::atomic<uint64_t> sessions_open{0};
+  std::atomic<uint64_t> queued_bytes{0};
+  std::atomic<uint64_t> sessions_accepted{0};
+  std::atomic<uint64_t> sessions_connected{0};
+  std::atomic<uint64_t> bytes_received{0};
+  std::atomic<uint64_t> bytes_sent{0};
+  std::atomic<uint64_t> recv_ops{0};
+  std::atomic<uint64_t> send_ops{0};
+  std::atomic<uint64_t> send_soft_limit_hits{0};
+  std::atomic<uint64_t> accept_pauses{0};
+  std::atomic<uint64_t> sessions_refused{0};
+  std::atomic<uint64_t> disconnects[kDisconnectReasonCount]{};
+
+  static void Add(std::atomic<uint64_t>& c, uint64_t n = 1) noexcept { c.fetch_add(n, std::memory_order_relaxed); }
+  static void Sub(std::atomic<uint64_t>& c, uint64_t n = 1) noexcept { c.fetch_sub(n, std::memory_order_relaxed); }
+  void CountDisconnect(DisconnectReason r) noexcept { Add(disconnects[static_cast<std::size_t>(r)]); }
+
+  NetStats Snapshot() const noexcept {
+    NetStats s;
+    auto ld = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+    s.sessions_open = ld(sessions_open);
+    s.queued_bytes = ld(queued_bytes);
+    s.sessions_accepted = ld(sessions_accepted);
+    s.sessions_connected = ld(sessions_connected);
+    s.bytes_received = ld(bytes_received);
+    s.bytes_sent = ld(bytes_sent);
+    s.recv_ops = ld(recv_ops);
+    s.send_ops = ld(send_ops);
+    s.send_soft_limit_hits = ld(send_soft_limit_hits);
+    s.accept_pauses = ld(accept_pauses);
+    s.sessions_refused = ld(sessions_refused);
+    for (std::size_t i = 0; i < kDisconnectReasonCount; ++i) s.disconnects[i] = ld(disconnects[i]);
+    return s;
+  }
+};
+
+}  // namespace keel::net::internal

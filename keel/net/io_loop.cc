@@ -1,0 +1,440 @@
+#include "keel/net/io_loop.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "keel/core/lock_guard.h"
+#include "keel/core/log.h"
+#include "keel/net/internal/session_core.h"
+#include "keel/net/listener.h"
+#include "keel/net/socket_options.h"
+
+namespace keel::net {
+
+using internal::Completion;
+using internal::NetCounters;
+using internal::OpKind;
+using internal::SessionCore;
+using internal::SessionState;
+
+namespace {
+// Upper bound on one Wait when nothing is due: keeps a lost wake harmless.
+constexpr int kMaxWaitMs = 500;
+std::atomic<uint64_t> next_session_id{1};
+
+DisconnectReason ReasonForErrno(int err) noexcept {
+  return (err == ECONNRESET || err == EPIPE) ? DisconnectReason::kPeerReset : DisconnectReason::kIoError;
+}
+}  // namespace
+
+IoLoop::IoLoop(uint32_t index, const NetConfig& config, std::unique_ptr<internal::Backend> backend,
+               std::shared_ptr<NetCounters> counters)
+    : index_(index), config_(config), backend_(std::move(backend)), counters_(std::move(counters)) {}
+
+IoLoop::~IoLoop() = default;
+
+// ---- posting (any thread) ----
+
+void IoLoop::PostTask(Task task) {
+  {
+    core::LockGuard<core::SpinLock> g(post_mu_);
+    posted_.push_back(std::move(task));
+  }
+  if (!InLoopThread()) backend_->Wake();
+}
+
+void IoLoop::PostFlush(SessionRef s) { PostTask({Task::kFlush, std::move(s)}); }
+void IoLoop::PostClose(SessionRef s) { PostTask({Task::kClose, std::move(s)}); }
+void IoLoop::PostCloseAfterFlush(SessionRef s, uint32_t timeout_ms) {
+  PostTask({Task::kCloseAfterFlush, std::move(s), timeout_ms});
+}
+void IoLoop::PostCheckSoftLimit(SessionRef s) { PostTask({Task::kCheckSoft, std::move(s)}); }
+void IoLoop::Post(std::function<void()> fn) { PostTask({Task::kFn, nullptr, 0, std::move(fn)}); }
+void IoLoop::Shutdown() {
+  Post([this] { ShutdownOnLoop(); });
+}
+
+// ---- the loop ----
+
+void IoLoop::Run() {
+  thread_id_ = std::this_thread::get_id();
+  for (;;) {
+    const std::size_t n = backend_->Wait(completions_, NextTimeoutMs());
+    for (std::size_t i = 0; i < n; ++i) Dispatch(completions_[i]);
+    for (int round = 0; round < 4 && RunPosted(); ++round) {
+    }
+    RunTimers();
+    if (stopping_ && live_sessions_ == 0 && listener_ == nullptr) {
+      core::LockGuard<core::SpinLock> g(post_mu_);
+      if (posted_.empty()) break;
+    }
+  }
+  KEEL_LOG_DEBUG("io loop {} drained", index_);
+}
+
+int IoLoop::NextTimeoutMs() {
+  {
+    core::LockGuard<core::SpinLock> g(post_mu_);
+    if (!posted_.empty()) return 0;
+  }
+  int ms = kMaxWaitMs;
+  if (!soft_watch_.empty()) {
+    ms = std::clamp(static_cast<int>(config_.send_soft_grace_ms / 4), 1, ms);
+  }
+  if (!timers_.empty()) {
+    const auto wait = std::chrono::ceil<std::chrono::milliseconds>(timers_.begin()->first - Clock::now()).count();
+    ms = std::clamp(static_cast<int>(wait), 0, ms);
+  }
+  return ms;
+}
+
+bool IoLoop::RunPosted() {
+  {
+    core::LockGuard<core::SpinLock> g(post_mu_);
+    if (posted_.empty()) return false;
+    running_.swap(posted_);
+  }
+  for (Task& t : running_) {
+    Session* s = t.session.get();
+    switch (t.kind) {
+      case Task::kFlush: FlushOnLoop(s); break;
+      case Task::kClose: CloseOnLoop(s); break;
+      case Task::kCloseAfterFlush: CloseAfterFlushOnLoop(s, t.timeout_ms); break;
+      case Task::kCheckSoft: CheckSoftLimitOnLoop(s); break;
+      case Task::kFn: t.fn(); break;
+    }
+  }
+  running_.clear();
+  return true;
+}
+
+void IoLoop::AddTimerOnLoop(Clock::time_point when, std::function<void()> fn) {
+  timers_.emplace(when, std::move(fn));
+}
+
+void IoLoop::RunTimers() {
+  if (!soft_watch_.empty()) ScanSoftLimits();
+  const auto now = Clock::now();
+  while (!timers_.empty() && timers_.begin()->first <= now) {
+    auto fn = std::move(timers_.begin()->second);
+    timers_.erase(timers_.begin());
+    fn();
+  }
+}
+
+// ---- slots ----
+
+uint64_t IoLoop::UserData(const SessionCore& core) const noexcept {
+  return (static_cast<uint64_t>(core.generation) << 32) | core.slot;
+}
+
+Session* IoLoop::Lookup(uint32_t slot, uint32_t generation) const noexcept {
+  if (slot >= slots_.size() || slots_[slot].generation != generation) return nullptr;
+  return slots_[slot].session.get();
+}
+
+uint32_t IoLoop::RegisterOnLoop(const SessionRef& s, int fd) {
+  uint32_t slot;
+  if (!free_slots_.empty()) {
+    slot = free_slots_.back();
+    free_slots_.pop_back();
+  } else {
+    slot = static_cast<uint32_t>(slots_.size());
+    slots_.push_back({});
+  }
+  Slot& entry = slots_[slot];
+  entry.session = s;
+  SessionCore& core = *s->core_;
+  core.fd = fd;
+  core.slot = slot;
+  core.generation = entry.generation;
+  core.max_recv_buffer = config_.max_recv_buffer;
+  core.recv = RecvBuffer(config_.recv_buffer_size);
+  s->loop_ = this;
+  if (s->id_ == 0) s->id_ = next_session_id.fetch_add(1, std::memory_order_relaxed);
+  ++live_sessions_;
+  return slot;
+}
+
+// ---- server side ----
+
+void IoLoop::AcceptedOnLoop(SessionRef s, int fd) {
+  if (stopping_ || !s) {
+    ::close(fd);
+    return;
+  }
+  ApplySocketOptions(fd, config_);
+  s->peer_ = PeerName(fd);
+  s->core_->counters = counters_;
+  s->core_->soft_limit = config_.send_soft_limit;
+  s->core_->hard_limit = config_.send_hard_limit;
+  NetCounters::Add(counters_->sessions_open);
+  NetCounters::Add(counters_->sessions_accepted);
+  RegisterOnLoop(s, fd);
+  {
+    core::LockGuard<core::SpinLock> g(s->core_->mu);
+    s->core_->state.store(SessionState::kOpen, std::memory_order_release);
+  }
+  s->core_->connected_hook_ran = true;
+  s->OnConnected();
+  if (s->core_->state.load(std::memory_order_relaxed) == SessionState::kOpen) StartRecvOnLoop(s.get());
+}
+
+void IoLoop::AttachListenerOnLoop(Listener* listener) { listener_ = listener; }
+
+void IoLoop::ShutdownOnLoop() {
+  stopping_ = true;
+  if (listener_) listener_->StopOnLoop();
+  // By index: a hook may register new sessions (and grow the table).
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    SessionRef s = slots_[i].session;
+    if (s) CloseOnLoop(s.get(), DisconnectReason::kServerShutdown);
+  }
+}
+
+// ---- completions ----
+
+void IoLoop::Dispatch(const Completion& c) {
+  if (c.user_data & kListenerTag) {
+    if (listener_) listener_->OnAcceptOnLoop(c);
+    else if (c.result >= 0) ::close(c.result);
+    return;
+  }
+  Session* raw = Lookup(static_cast<uint32_t>(c.user_data), static_cast<uint32_t>(c.user_data >> 32));
+  if (raw == nullptr) {
+    KEEL_LOG_ERROR("io loop {}: completion for a stale slot (user_data {:#x})", index_, c.user_data);
+    return;
+  }
+  // Adopts the reference the operation held; dropped after the handler.
+  SessionRef hold = SessionRef::Adopt(raw);
+  SessionCore& core = *raw->core_;
+  --core.ops_in_flight;
+  switch (c.kind) {
+    case OpKind::kRecv: OnRecvDone(raw, c.result); break;
+    case OpKind::kSend: OnSendDone(raw, c.result); break;
+    case OpKind::kConnect: OnConnectDone(raw, c.result); break;
+    default: break;
+  }
+  if (core.state.load(std::memory_order_relaxed) == SessionState::kClosing && core.ops_in_flight == 0) {
+    FinalizeOnLoop(raw);
+  }
+}
+
+void IoLoop::StartRecvOnLoop(Session* s) {
+  SessionCore& core = *s->core_;
+  core.recv.PrepareWrite(std::max<std::size_t>(config_.recv_buffer_size / 2, 512));
+  auto w = core.recv.Writable();
+  core.recv_in_flight = true;
+  ++core.ops_in_flight;
+  s->AddRef();
+  backend_->Recv(core.fd, w.data(), w.size(), UserData(core));
+}
+
+void IoLoop::OnRecvDone(Session* s, int32_t result) {
+  SessionCore& core = *s->core_;
+  core.recv_in_flight = false;
+  if (core.state.load(std::memory_order_relaxed) != SessionState::kOpen) return;
+  if (result == 0) {
+    // FIN: the peer will send no more, but may still read (half-close), so
+    // what is queued is written first.
+    DisconnectReason none = DisconnectReason::kNone;
+    core.reason.compare_exchange_strong(none, DisconnectReason::kPeerClosed);
+    CloseAfterFlushOnLoop(s, 1000);
+    return;
+  }
+  if (result < 0) {
+    if (result != -ECANCELED) CloseOnLoop(s, ReasonForErrno(-result));
+    return;
+  }
+  const auto n = static_cast<std::size_t>(result);
+  NetCounters::Add(counters_->recv_ops);
+  NetCounters::Add(counters_->bytes_received, n);
+  core.recv.CommitWrite(n);
+  const std::size_t used = s->OnRecv(core.recv.Readable());
+  core.recv.Consume(used);
+  if (core.reason.load(std::memory_order_relaxed) != DisconnectReason::kNone) return;  // closing: stop reading
+  if (core.recv.ReadableBytes() > core.max_recv_buffer) {
+    CloseOnLoop(s, DisconnectReason::kRecvBufferFull);
+    return;
+  }
+  StartRecvOnLoop(s);
+}
+
+// ---- sending ----
+
+void IoLoop::FlushOnLoop(Session* s) {
+  SessionCore& core = *s->core_;
+  if (core.send_in_flight || core.state.load(std::memory_order_relaxed) != SessionState::kOpen) return;
+  bool empty;
+  {
+    core::LockGuard<core::SpinLock> g(core.mu);
+    while (core.inflight.size() < config_.max_gather && !core.pending.empty()) {
+      core.inflight.push_back(std::move(core.pending.front()));
+      core.pending.pop_front();
+    }
+    empty = core.inflight.empty();
+    // Release pairs with Send's lock: a Send after this sees no flush
+    // scheduled and posts one.
+    if (empty) core.flush_scheduled = false;
+  }
+  if (empty) {
+    if (core.flush_then_close) CloseOnLoop(s);
+    return;
+  }
+  core.iov.resize(core.inflight.size());
+  for (std::size_t i = 0; i < core.inflight.size(); ++i) {
+    const SendBuffer& b = *core.inflight[i];
+    const std::size_t skip = i == 0 ? core.inflight_offset : 0;
+    core.iov[i].iov_base = const_cast<uint8_t*>(b.data()) + skip;
+    core.iov[i].iov_len = b.size() - skip;
+  }
+  core.send_in_flight = true;
+  ++core.ops_in_flight;
+  s->AddRef();
+  backend_->Send(core.fd, core.iov.data(), static_cast<int>(core.iov.size()), UserData(core));
+  CheckSoftLimitOnLoop(s);
+}
+
+void IoLoop::OnSendDone(Session* s, int32_t result) {
+  SessionCore& core = *s->core_;
+  core.send_in_flight = false;
+  if (core.state.load(std::memory_order_relaxed) != SessionState::kOpen) return;
+  if (result < 0) {
+    if (result != -ECANCELED) CloseOnLoop(s, ReasonForErrno(-result));
+    return;
+  }
+  const auto written = static_cast<std::size_t>(result);
+  NetCounters::Add(counters_->send_ops);
+  NetCounters::Add(counters_->bytes_sent, written);
+  core.queued.fetch_sub(written, std::memory_order_relaxed);
+  NetCounters::Sub(counters_->queued_bytes, written);
+  std::size_t left = written;
+  std::size_t done = 0;
+  while (done < core.inflight.size()) {
+    const std::size_t rest = core.inflight[done]->size() - core.inflight_offset;
+    if (rest > left) {
+      core.inflight_offset += left;
+      break;
+    }
+    left -= rest;
+    core.inflight_offset = 0;
+    ++done;
+  }
+  core.inflight.erase(core.inflight.begin(), core.inflight.begin() + static_cast<std::ptrdiff_t>(done));
+  s->OnSend(written);
+  FlushOnLoop(s);
+  if (core.soft_since != Clock::time_point{}) CheckSoftLimitOnLoop(s);
+}
+
+void IoLoop::CheckSoftLimitOnLoop(Session* s) {
+  SessionCore& core = *s->core_;
+  if (core.state.load(std::memory_order_relaxed) != SessionState::kOpen) return;
+  const std::size_t queued = core.queued.load(std::memory_order_relaxed);
+  if (queued <= core.soft_limit) {
+    core.soft_since = {};
+    return;
+  }
+  const auto now = Clock::now();
+  if (core.soft_since == Clock::time_point{}) {
+    core.soft_since = now;
+    NetCounters::Add(counters_->send_soft_limit_hits);
+    soft_watch_.emplace_back(core.slot, core.generation);
+    return;
+  }
+  if (now - core.soft_since >= std::chrono::milliseconds(config_.send_soft_grace_ms)) {
+    KEEL_LOG_INFO("session {} ({}): {} bytes queued over the soft limit for {} ms: slow consumer", s->id(),
+                  s->peer(), queued, config_.send_soft_grace_ms);
+    CloseOnLoop(s, DisconnectReason::kSlowConsumer);
+  }
+}
+
+void IoLoop::ScanSoftLimits() {
+  std::vector<std::pair<uint32_t, uint32_t>> watch;
+  watch.swap(soft_watch_);
+  for (auto [slot, gen] : watch) {
+    Session* s = Lookup(slot, gen);
+    if (s == nullptr || s->core_->soft_since == Clock::time_point{}) continue;
+    soft_watch_.emplace_back(slot, gen);  // kept until it drops below the limit
+    CheckSoftLimitOnLoop(s);
+  }
+  // CheckSoftLimitOnLoop re-adds only on a new crossing; drop duplicates.
+  std::sort(soft_watch_.begin(), soft_watch_.end());
+  soft_watch_.erase(std::unique(soft_watch_.begin(), soft_watch_.end()), soft_watch_.end());
+}
+
+// ---- closing ----
+
+void IoLoop::CloseAfterFlushOnLoop(Session* s, uint32_t timeout_ms) {
+  SessionCore& core = *s->core_;
+  const SessionState st = core.state.load(std::memory_order_relaxed);
+  if (st == SessionState::kConnecting) {
+    CloseOnLoop(s);
+    return;
+  }
+  if (st != SessionState::kOpen || core.flush_then_close) return;
+  core.flush_then_close = true;
+  const uint32_t slot = core.slot;
+  const uint32_t gen = core.generation;
+  AddTimerOnLoop(Clock::now() + std::chrono::milliseconds(timeout_ms), [this, slot, gen] {
+    if (Session* x = Lookup(slot, gen)) CloseOnLoop(x);
+  });
+  FlushOnLoop(s);  // closes at once when nothing is queued
+}
+
+void IoLoop::CloseOnLoop(Session* s, DisconnectReason reason) {
+  DisconnectReason none = DisconnectReason::kNone;
+  s->core_->reason.compare_exchange_strong(none, reason);
+  CloseOnLoop(s);
+}
+
+void IoLoop::CloseOnLoop(Session* s) {
+  SessionCore& core = *s->core_;
+  const SessionState st = core.state.load(std::memory_order_relaxed);
+  if (st == SessionState::kClosing || st == SessionState::kClosed || st == SessionState::kNew) return;
+  DisconnectReason none = DisconnectReason::kNone;
+  core.reason.compare_exchange_strong(none, DisconnectReason::kLocalClose);
+  std::size_t dropped = 0;
+  {
+    core::LockGuard<core::SpinLock> g(core.mu);
+    core.state.store(SessionState::kClosing, std::memory_order_release);
+    for (const SendBufferRef& b : core.pending) dropped += b->size();
+    core.pending.clear();
+    core.flush_scheduled = true;  // nothing will be flushed again
+  }
+  core.queued.fetch_sub(dropped, std::memory_order_relaxed);
+  NetCounters::Sub(counters_->queued_bytes, dropped);
+  if (core.ops_in_flight > 0) {
+    backend_->Cancel(core.fd);
+    core.cancelled = true;
+  } else {
+    FinalizeOnLoop(s);
+  }
+}
+
+void IoLoop::FinalizeOnLoop(Session* s) {
+  SessionCore& core = *s->core_;
+  if (core.fd >= 0) {
+    backend_->Cancel(core.fd);  // nothing is pending; the backend forgets the fd
+    ::close(core.fd);
+    core.fd = -1;
+  }
+  const std::size_t rest = core.queued.exchange(0, std::memory_order_relaxed);
+  NetCounters::Sub(counters_->queued_bytes, rest);
+  core.inflight.clear();
+  core.iov.clear();
+  core.state.store(SessionState::kClosed, std::memory_order_release);
+  const DisconnectReason reason = core.reason.load(std::memory_order_relaxed);
+  counters_->CountDisconnect(reason);
+  KEEL_LOG_DEBUG("session {} ({}) disconnected: {}", s->id(), s->peer(), ToString(reason));
+  s->OnDisconnected(reason);
+  Slot& slot = slots_[core.slot];
+  ++slot.generation;
+  free_slots_.push_back(core.slot);
+  --live_sessions_;
+  SessionRef last = std::move(slot.session);  // may free the session: nothing touches it after
+}
+
+}  // namespace keel::net

@@ -1,0 +1,126 @@
+#pragma once
+// IoLoop: one IO thread's event loop. It owns one Backend (an io_uring ring
+// or an epoll fd), the sessions registered on it (a slot table whose
+// generation goes into every operation's user_data), its timers and a queue
+// of work posted by other threads.
+//
+// Threads: Run() is the thread's body. Post* may be called from any thread
+// (they wake the loop only when called from elsewhere); *OnLoop functions
+// run only on the loop's own thread. Sessions see their hooks only here.
+
+#include <sys/socket.h>
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "keel/core/spin_lock.h"
+#include "keel/core/thread_annotations.h"
+#include "keel/net/internal/backend.h"
+#include "keel/net/internal/net_counters.h"
+#include "keel/net/net_config.h"
+#include "keel/net/session.h"
+
+namespace keel::net {
+
+class Listener;
+
+class IoLoop {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  IoLoop(uint32_t index, const NetConfig& config, std::unique_ptr<internal::Backend> backend,
+         std::shared_ptr<internal::NetCounters> counters);
+  ~IoLoop();
+  IoLoop(const IoLoop&) = delete;
+  IoLoop& operator=(const IoLoop&) = delete;
+
+  // The thread body: runs until Shutdown() has closed every session and the
+  // last completion has arrived.
+  void Run();
+
+  // Any thread.
+  void PostFlush(SessionRef s);
+  void PostClose(SessionRef s);
+  void PostCloseAfterFlush(SessionRef s, uint32_t timeout_ms);
+  void PostCheckSoftLimit(SessionRef s);
+  void Post(std::function<void()> fn);
+  // Stops the loop's listener, disconnects every session with
+  // kServerShutdown and lets Run() return once all is drained.
+  void Shutdown();
+  bool InLoopThread() const noexcept { return std::this_thread::get_id() == thread_id_; }
+  uint32_t index() const noexcept { return index_; }
+  internal::Backend& backend() noexcept { return *backend_; }
+  const NetConfig& config() const noexcept { return config_; }
+
+  // Loop only.
+  void AcceptedOnLoop(SessionRef s, int fd);
+  void ConnectOnLoop(SessionRef s, const sockaddr_storage& addr, socklen_t len);
+  void AttachListenerOnLoop(Listener* listener);
+  void DetachListenerOnLoop() { listener_ = nullptr; }
+  void AddTimerOnLoop(Clock::time_point when, std::function<void()> fn);
+  bool stopping() const noexcept { return stopping_; }
+  static constexpr uint64_t kListenerTag = 1ull << 63;
+
+ private:
+  struct Task {
+    enum Kind : uint8_t { kFlush, kClose, kCloseAfterFlush, kCheckSoft, kFn } kind;
+    SessionRef session;
+    uint32_t timeout_ms = 0;
+    std::function<void()> fn;
+  };
+  struct Slot {
+    SessionRef session;
+    uint32_t generation = 0;
+  };
+
+  void PostTask(Task task);
+  bool RunPosted();
+  void RunTimers();
+  int NextTimeoutMs();
+  void Dispatch(const internal::Completion& c);
+
+  uint32_t RegisterOnLoop(const SessionRef& s, int fd);
+  uint64_t UserData(const internal::SessionCore& core) const noexcept;
+  Session* Lookup(uint32_t slot, uint32_t generation) const noexcept;
+  void StartRecvOnLoop(Session* s);
+  void FlushOnLoop(Session* s);
+  void OnRecvDone(Session* s, int32_t result);
+  void OnSendDone(Session* s, int32_t result);
+  void OnConnectDone(Session* s, int32_t result);
+  void CheckSoftLimitOnLoop(Session* s);
+  void ScanSoftLimits();
+  void CloseOnLoop(Session* s, DisconnectReason reason);
+  void CloseOnLoop(Session* s);
+  void FinalizeOnLoop(Session* s);
+  void CloseAfterFlushOnLoop(Session* s, uint32_t timeout_ms);
+  void ShutdownOnLoop();
+
+  const uint32_t index_;
+  const NetConfig& config_;
+  std::unique_ptr<internal::Backend> backend_;
+  std::shared_ptr<internal::NetCounters> counters_;
+  std::thread::id thread_id_;
+
+  core::SpinLock post_mu_{"IoLoop.post"};
+  std::vector<Task> posted_ KEEL_GUARDED_BY(post_mu_);
+  std::vector<Task> running_;  // loop only: the batch being run
+
+  // Loop only.
+  std::vector<Slot> slots_;
+  std::vector<uint32_t> free_slots_;
+  std::size_t live_sessions_ = 0;
+  std::multimap<Clock::time_point, std::function<void()>> timers_;
+  std::vector<std::pair<uint32_t, uint32_t>> soft_watch_;  // (slot, generation) over the soft limit
+  Listener* listener_ = nullptr;
+  bool stopping_ = false;
+  std::array<internal::Completion, 256> completions_{};
+};
+
+}  // namespace keel::net

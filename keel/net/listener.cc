@@ -1,0 +1,143 @@
+#include "keel/net/listener.h"
+
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "keel/core/log.h"
+#include "keel/net/io_loop.h"
+#include "keel/net/socket_options.h"
+
+namespace keel::net {
+
+using internal::NetCounters;
+
+namespace {
+uint64_t FdLimit() noexcept {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return UINT64_MAX;
+  return rl.rlim_cur;
+}
+}  // namespace
+
+Listener::Listener(IoLoop* loop, std::vector<IoLoop*> loops, Factory factory,
+                   std::shared_ptr<NetCounters> counters)
+    : loop_(loop), loops_(std::move(loops)), factory_(std::move(factory)), counters_(std::move(counters)) {}
+
+Listener::~Listener() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+bool Listener::Bind(const std::string& host, uint16_t port, std::string* error) {
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+  if (!ResolveAddress(host, port, &addr, &len, error)) return false;
+  fd_ = ::socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  auto fail = [&](const char* what) {
+    if (error) *error = std::string(what) + " " + host + ":" + std::to_string(port) + ": " + std::strerror(errno);
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    return false;
+  };
+  if (fd_ < 0) return fail("socket");
+  const int one = 1;
+  ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (::bind(fd_, reinterpret_cast<const sockaddr*>(&addr), len) != 0) return fail("bind");
+  if (::listen(fd_, loop_->config().listen_backlog) != 0) return fail("listen");
+  sockaddr_storage bound{};
+  socklen_t blen = sizeof bound;
+  ::getsockname(fd_, reinterpret_cast<sockaddr*>(&bound), &blen);
+  port_ = bound.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
+                                      : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  fd_limit_ = FdLimit();
+  return true;
+}
+
+void Listener::ArmOnLoop() {
+  if (stopped_ || armed_ || fd_ < 0) return;
+  armed_ = true;
+  loop_->backend().Accept(fd_, IoLoop::kListenerTag);
+}
+
+void Listener::OnAcceptOnLoop(const internal::Completion& c) {
+  if (!c.more) armed_ = false;
+  if (c.result >= 0) {
+    HandOff(c.result);
+  } else if (c.result == -EMFILE || c.result == -ENFILE || c.result == -ENOBUFS || c.result == -ENOMEM) {
+    PauseOnLoop(std::strerror(-c.result));
+    return;
+  } else if (c.result != -ECANCELED) {
+    KEEL_LOG_WARN("listener :{}: accept: {}", port_, std::strerror(-c.result));
+    PauseOnLoop("accept error");
+    return;
+  }
+  if (stopped_) {
+    CloseIfDoneOnLoop();
+    return;
+  }
+  if (!armed_ && !pausing_) ArmOnLoop();  // a multishot accept ended early: start another
+}
+
+void Listener::HandOff(int fd) {
+  if (stopped_) {
+    ::close(fd);
+    return;
+  }
+  const auto open = counters_->sessions_open.load(std::memory_order_relaxed);
+  if (open >= loop_->config().max_sessions) {
+    ::close(fd);
+    NetCounters::Add(counters_->sessions_refused);
+    counters_->CountDisconnect(DisconnectReason::kTooManySessions);
+    return;
+  }
+  if (static_cast<uint64_t>(fd) + loop_->config().fd_reserve >= fd_limit_) {
+    // Inside the reserve: keep those fds for the sessions we already have.
+    ::close(fd);
+    PauseOnLoop("fd reserve reached");
+    return;
+  }
+  IoLoop* target = loops_[next_loop_++ % loops_.size()];
+  if (target == loop_) {
+    target->AcceptedOnLoop(factory_(), fd);
+  } else {
+    target->Post([target, factory = &factory_, fd] { target->AcceptedOnLoop((*factory)(), fd); });
+  }
+}
+
+void Listener::PauseOnLoop(const char* why) {
+  if (pausing_ || stopped_) return;
+  pausing_ = true;
+  NetCounters::Add(counters_->accept_pauses);
+  const uint32_t ms = loop_->config().accept_pause_ms;
+  KEEL_LOG_WARN("listener :{}: {}; accepting paused for {} ms", port_, why, ms);
+  if (armed_) loop_->backend().Cancel(fd_);  // the final completion arrives as -ECANCELED
+  loop_->AddTimerOnLoop(IoLoop::Clock::now() + std::chrono::milliseconds(ms), [this] {
+    pausing_ = false;
+    fd_limit_ = FdLimit();
+    if (stopped_) {
+      CloseIfDoneOnLoop();
+    } else {
+      ArmOnLoop();
+    }
+  });
+}
+
+void Listener::StopOnLoop() {
+  if (stopped_) return;
+  stopped_ = true;
+  if (armed_) loop_->backend().Cancel(fd_);
+  CloseIfDoneOnLoop();
+}
+
+void Listener::CloseIfDoneOnLoop() {
+  if (armed_ || fd_ < 0) return;
+  loop_->backend().Cancel(fd_);  // the backend forgets the fd before it is closed
+  ::close(fd_);
+  fd_ = -1;
+  loop_->DetachListenerOnLoop();
+}
+
+}  // namespace keel::net

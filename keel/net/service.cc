@@ -1,0 +1,190 @@
+#include "keel/net/service.h"
+
+#include <atomic>
+#include <vector>
+
+#include "keel/core/log.h"
+#include "keel/core/thread_context.h"
+#include "keel/core/thread_group.h"
+#include "keel/net/internal/backend.h"
+#include "keel/net/internal/net_counters.h"
+#include "keel/net/internal/session_core.h"
+#include "keel/net/io_loop.h"
+#include "keel/net/listener.h"
+#include "keel/net/socket_options.h"
+
+namespace keel::net {
+
+namespace {
+constexpr unsigned kUringEntries = 4096;
+
+// Creates one backend of the chosen kind; for kAuto, `*chosen` is resolved
+// by the first call.
+std::unique_ptr<internal::Backend> MakeBackend(IoBackend* chosen, std::string* error) {
+  if (*chosen == IoBackend::kAuto) {
+#ifdef KEEL_NET_HAVE_URING
+    std::string reason;
+    if (internal::UringSelfTest(&reason)) {
+      *chosen = IoBackend::kUring;
+    } else {
+      KEEL_LOG_WARN("io_uring self-test failed ({}); using epoll", reason);
+      *chosen = IoBackend::kEpoll;
+    }
+#else
+    KEEL_LOG_INFO("io_uring backend not built into this Keel (liburing missing); using epoll");
+    *chosen = IoBackend::kEpoll;
+#endif
+  }
+  if (*chosen == IoBackend::kUring) {
+#ifdef KEEL_NET_HAVE_URING
+    return internal::MakeUringBackend(kUringEntries, error);
+#else
+    if (error) *error = "io_uring backend requested but not built into this Keel (liburing missing)";
+    return nullptr;
+#endif
+  }
+  return internal::MakeEpollBackend(error);
+}
+}  // namespace
+
+struct Service::Impl {
+  NetConfig config;
+  SessionFactory factory;
+  std::shared_ptr<internal::NetCounters> counters = std::make_shared<internal::NetCounters>();
+  IoBackend chosen = IoBackend::kAuto;
+  std::string_view backend_name = "none";
+  std::vector<std::unique_ptr<IoLoop>> loops;
+  std::unique_ptr<core::ThreadGroup> threads;
+  std::unique_ptr<Listener> listener;
+  std::atomic<bool> running{false};
+  std::atomic<std::size_t> next_loop{0};
+  bool stopped = false;
+};
+
+Service::Service(NetConfig config, SessionFactory factory) : impl_(std::make_unique<Impl>()) {
+  impl_->config = std::move(config);
+  impl_->factory = std::move(factory);
+  if (impl_->config.io_threads == 0) impl_->config.io_threads = 1;
+  if (impl_->config.max_gather == 0) impl_->config.max_gather = 1;
+  impl_->chosen = impl_->config.backend;
+}
+
+Service::~Service() { Stop(); }
+
+bool Service::Start(std::string* error) {
+  Impl& m = *impl_;
+  if (m.running.load() || m.stopped) {
+    if (error) *error = "service already started";
+    return false;
+  }
+  for (std::size_t i = 0; i < m.config.io_threads; ++i) {
+    std::string err;
+    auto backend = MakeBackend(&m.chosen, &err);
+    if (!backend) {
+      if (error) *error = err;
+      m.loops.clear();
+      return false;
+    }
+    m.backend_name = backend->name();
+    m.loops.push_back(std::make_unique<IoLoop>(static_cast<uint32_t>(i), m.config, std::move(backend), m.counters));
+  }
+  core::ThreadGroupOptions opts{.name = m.config.thread_name, .threads = static_cast<uint32_t>(m.config.io_threads)};
+  for (int cpu : m.config.io_cpus) opts.cpus.push_back(static_cast<uint32_t>(cpu));
+  try {
+    m.threads = std::make_unique<core::ThreadGroup>(std::move(opts));
+    m.threads->Start([this](std::stop_token) { impl_->loops[core::ThisThread::IndexInGroup()]->Run(); });
+  } catch (const std::exception& e) {
+    if (error) *error = e.what();
+    m.threads.reset();
+    m.loops.clear();
+    return false;
+  }
+  m.running.store(true);
+  KEEL_LOG_INFO("net: {} io thread(s), backend {}", m.config.io_threads, m.backend_name);
+  return true;
+}
+
+bool Service::Listen(const std::string& host, uint16_t port, std::string* error) {
+  Impl& m = *impl_;
+  if (!m.running.load()) {
+    if (error) *error = "service not running";
+    return false;
+  }
+  if (m.listener) {
+    if (error) *error = "service already listening";
+    return false;
+  }
+  std::vector<IoLoop*> loops;
+  for (auto& l : m.loops) loops.push_back(l.get());
+  auto listener = std::make_unique<Listener>(loops[0], loops, m.factory, m.counters);
+  if (!listener->Bind(host, port, error)) return false;
+  m.listener = std::move(listener);
+  Listener* raw = m.listener.get();
+  IoLoop* loop = loops[0];
+  loop->Post([loop, raw] {
+    if (loop->stopping()) {
+      raw->StopOnLoop();  // never attached: closes its socket
+      return;
+    }
+    loop->AttachListenerOnLoop(raw);
+    raw->ArmOnLoop();
+  });
+  KEEL_LOG_INFO("net: listening on {}:{}", host, raw->port());
+  return true;
+}
+
+uint16_t Service::port() const noexcept { return impl_->listener ? impl_->listener->port() : 0; }
+
+SessionRef Service::Connect(const std::string& host, uint16_t port) {
+  Impl& m = *impl_;
+  if (!m.running.load()) return nullptr;
+  SessionRef s = m.factory();
+  if (!s) return nullptr;
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+  std::string err;
+  if (!ResolveAddress(host, port, &addr, &len, &err)) {
+    KEEL_LOG_WARN("connect: {}", err);
+    len = 0;  // ConnectOnLoop reports kConnectFailed
+  }
+  IoLoop* loop = m.loops[m.next_loop.fetch_add(1, std::memory_order_relaxed) % m.loops.size()].get();
+  s->peer_ = host + ":" + std::to_string(port);
+  s->loop_ = loop;
+  loop->Post([loop, s, addr, len] { loop->ConnectOnLoop(s, addr, len); });
+  return s;
+}
+
+void Service::StopAccepting() {
+  Impl& m = *impl_;
+  if (!m.running.load() || !m.listener) return;
+  Listener* raw = m.listener.get();
+  IoLoop* loop = m.loops[0].get();
+  loop->Post([raw] { raw->StopOnLoop(); });
+}
+
+void Service::Stop() {
+  Impl& m = *impl_;
+  if (!m.running.exchange(false)) return;
+  m.stopped = true;
+  for (auto& loop : m.loops) loop->Shutdown();
+  try {
+    m.threads->Join();
+  } catch (const std::exception& e) {
+    KEEL_LOG_ERROR("net: io thread failed: {}", e.what());
+  }
+  m.threads.reset();
+  m.listener.reset();
+  m.loops.clear();
+  KEEL_LOG_INFO("net: stopped");
+}
+
+NetStats Service::stats() const noexcept {
+  NetStats s = impl_->counters->Snapshot();
+  s.backend = impl_->backend_name;
+  return s;
+}
+
+IoBackend Service::backend() const noexcept { return impl_->chosen; }
+const NetConfig& Service::config() const noexcept { return impl_->config; }
+
+}  // namespace keel::net

@@ -1,0 +1,44 @@
+#pragma once
+// The parameterized fixture of the net tests: one server Service per test,
+// on each backend in TestBackends(). Test-only.
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+
+#include "keel/net/testing/net_test_util.h"
+
+namespace keel::net::testing {
+
+class NetTest : public ::testing::TestWithParam<IoBackend> {
+ protected:
+  template <typename S>
+  void StartServer(NetConfig cfg) {
+    server_ = std::make_unique<Service>(cfg, FactoryFor<S>(&log_));
+    std::string err;
+    ASSERT_TRUE(server_->Start(&err)) << err;
+    ASSERT_TRUE(server_->Listen("127.0.0.1", 0, &err)) << err;
+    port_ = server_->port();
+    ASSERT_NE(port_, 0);
+  }
+  template <typename S>
+  void StartServer() {
+    StartServer<S>(TestConfig(GetParam()));
+  }
+  void TearDown() override {
+    if (server_) server_->Stop();
+    EXPECT_EQ(log_.late_hooks.load(), 0);
+    EXPECT_EQ(log_.double_disconnect.load(), 0);
+  }
+
+  HookLog log_;
+  std::unique_ptr<Service> server_;
+  uint16_t port_ = 0;
+};
+
+inline std::string ParamName(const ::testing::TestParamInfo<IoBackend>& info) {
+  return BackendName(info.param);
+}
+
+}  // namespace keel::net::testing
