@@ -19,6 +19,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <ostream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -37,6 +38,8 @@ struct Factory {
   const char* name;
   std::function<std::unique_ptr<Backend>(unsigned entries, std::string* error)> make;
 };
+
+void PrintTo(const Factory& f, std::ostream* os) { *os << f.name; }
 
 std::vector<Factory> Factories() {
   std::vector<Factory> f = {
@@ -299,6 +302,69 @@ TEST_P(BackendTest, CancelBeforeSubmissionStillCompletesOnce) {
   EXPECT_EQ(got[0].user_data, 22u);
   EXPECT_EQ(got[0].result, -ECANCELED);
   EXPECT_TRUE(Stray().empty());
+}
+
+TEST_P(BackendTest, CancelCompletesEveryPendingOpOnTheFdAndNoOther) {
+  ASSERT_NE(backend_, nullptr);
+  Listener l;
+  TcpPair p = MakePair(l);
+  TcpPair other = MakePair(l);
+  const int small = 4096;
+  ASSERT_EQ(setsockopt(p.a.get(), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+  ASSERT_EQ(setsockopt(p.b.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+  // Fill the path a -> b (nobody reads b), so that the next send stays pending.
+  std::vector<char> big(1 << 20, 'z');
+  iovec iov{big.data(), big.size()};
+  for (int i = 0; i < 16; ++i) {
+    backend_->Send(p.a.get(), &iov, 1, 100);
+    std::vector<Completion> got = Collect(1, milliseconds(300));
+    if (got.empty()) break;  // this one is pending: the path is full
+    ASSERT_GT(got[0].result, 0) << std::strerror(-got[0].result);
+    ASSERT_LT(i, 15) << "send buffer never filled";
+  }
+  uint8_t buf[64], other_buf[64];
+  backend_->Recv(p.a.get(), buf, sizeof(buf), 101);
+  backend_->Recv(other.a.get(), other_buf, sizeof(other_buf), 200);
+  Completion out[4];
+  EXPECT_EQ(backend_->Wait(out, 0), 0u);
+  backend_->Cancel(p.a.get());
+  std::vector<Completion> got = Collect(2);
+  ASSERT_EQ(got.size(), 2u);
+  std::map<uint64_t, int> count;
+  for (const Completion& c : got) {
+    ++count[c.user_data];
+    EXPECT_EQ(c.result, -ECANCELED) << "user_data " << c.user_data;
+  }
+  EXPECT_EQ(count[100], 1);
+  EXPECT_EQ(count[101], 1);
+  EXPECT_TRUE(Stray().empty());  // the recv on the other socket is untouched
+  ASSERT_EQ(write(other.b.get(), "x", 1), 1);
+  got = Collect(1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].user_data, 200u);
+  EXPECT_EQ(got[0].result, 1);
+}
+
+TEST_P(BackendTest, AcceptCanBeStartedAgainAfterCancel) {
+  ASSERT_NE(backend_, nullptr);
+  Listener l;
+  backend_->Accept(l.fd.get(), 1);
+  Completion out[4];
+  backend_->Wait(out, 0);
+  backend_->Cancel(l.fd.get());
+  std::vector<Completion> got = Collect(1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_FALSE(got[0].more);
+  backend_->Accept(l.fd.get(), 2);
+  ScopedFd client = ConnectTo(l);
+  got = Collect(1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].user_data, 2u);
+  ASSERT_GE(got[0].result, 0);
+  ScopedFd accepted(got[0].result);
+  EXPECT_TRUE(got[0].more);
+  backend_->Cancel(l.fd.get());
+  EXPECT_EQ(Collect(1).size(), 1u);
 }
 
 TEST_P(BackendTest, WakeFromAnotherThreadEndsInfiniteWait) {

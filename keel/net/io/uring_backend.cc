@@ -121,6 +121,7 @@ class UringBackend final : public Backend {
   bool EnsureEnabled();
   // Moves CQEs into ready_ until it holds `limit` undelivered completions.
   void Reap(std::size_t limit);
+  void RearmAccepts();
   void Handle(const io_uring_cqe& cqe);
   void Fail(uint32_t index, int err);
 
@@ -138,6 +139,8 @@ class UringBackend final : public Backend {
   std::atomic<bool> wake_pending_{false};
   std::deque<Op> ops_;
   std::vector<uint32_t> free_;
+  std::vector<uint32_t> accepts_;  // live accept ops: few, scanned by Cancel
+  std::vector<uint32_t> rearm_;    // accepts to re-arm once the CQ is advanced
   std::size_t live_ = 0;
   std::vector<Completion> ready_;
   std::size_t ready_pos_ = 0;
@@ -216,13 +219,20 @@ UringBackend::~UringBackend() {
   }
   // Stop the kernel from touching lent buffers before returning.
   if (live_ > 0 && EnsureEnabled()) {
-    for (uint32_t i = 0; i < ops_.size(); ++i) {
-      if (!ops_[i].in_use) continue;
-      ops_[i].cancelled = true;
-      io_uring_sqe* sqe = GetSqe();
-      if (sqe == nullptr) break;
-      io_uring_prep_cancel64(sqe, Key(ops_[i], i), 0);
-      io_uring_sqe_set_data64(sqe, kCancelTag);
+    for (uint32_t i : accepts_) ops_[i].cancelled = true;
+    if (cancel_fd_) {
+      if (io_uring_sqe* sqe = GetSqe()) {
+        io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+        io_uring_sqe_set_data64(sqe, kCancelTag);
+      }
+    } else {
+      for (uint32_t i = 0; i < ops_.size(); ++i) {
+        if (!ops_[i].in_use) continue;
+        io_uring_sqe* sqe = GetSqe();
+        if (sqe == nullptr) break;
+        io_uring_prep_cancel64(sqe, Key(ops_[i], i), 0);
+        io_uring_sqe_set_data64(sqe, kCancelTag);
+      }
     }
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
     while (live_ > 0 && std::chrono::steady_clock::now() < deadline) {
@@ -230,6 +240,11 @@ UringBackend::~UringBackend() {
       io_uring_cqe* cqe = nullptr;
       const int rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
       Reap(SIZE_MAX);
+      for (std::size_t i = ready_pos_; i < ready_.size(); ++i) {  // fds nobody will take
+        if (ready_[i].kind == OpKind::kAccept && ready_[i].result >= 0) close(ready_[i].result);
+      }
+      ready_.clear();
+      ready_pos_ = 0;
       if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN) break;
     }
   }
@@ -252,6 +267,7 @@ uint32_t UringBackend::NewOp(OpKind kind, int fd, uint64_t user_data) {
   op.cancelled = false;
   op.fd = fd;
   op.user_data = user_data;
+  if (kind == OpKind::kAccept) accepts_.push_back(index);
   ++live_;
   return index;
 }
@@ -259,6 +275,7 @@ uint32_t UringBackend::NewOp(OpKind kind, int fd, uint64_t user_data) {
 void UringBackend::FreeOp(uint32_t index) {
   Op& op = ops_[index];
   op.in_use = false;
+  if (op.kind == OpKind::kAccept) std::erase(accepts_, index);
   op.gen = (op.gen + 1) & 0x7fffffffu;  // keeps kInternalBit clear
   --live_;
   free_.push_back(index);
@@ -361,23 +378,25 @@ void UringBackend::Send(int fd, const iovec* iov, int iovcnt, uint64_t user_data
 }
 
 void UringBackend::Cancel(int fd) {
-  // Accepts are marked so that an accept ending with a success is not re-armed.
-  // Scanning is cheap enough only because Cancel happens at close.
-  bool any = false;
+  // Accepts are marked so that one ending with a success is not re-armed.
+  for (uint32_t i : accepts_) {
+    if (ops_[i].fd == fd) ops_[i].cancelled = true;
+  }
+  if (cancel_fd_) {
+    if (io_uring_sqe* sqe = GetSqe()) {
+      io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+      io_uring_sqe_set_data64(sqe, kCancelTag);
+    }
+    return;
+  }
+  // Pre-5.19: one cancel per live op on fd, found by scanning the pool (this
+  // path runs only on old kernels, and only when a socket closes).
   for (uint32_t i = 0; i < ops_.size(); ++i) {
     Op& op = ops_[i];
     if (!op.in_use || op.fd != fd) continue;
-    op.cancelled = true;
-    any = true;
-    if (cancel_fd_) continue;
     io_uring_sqe* sqe = GetSqe();
     if (sqe == nullptr) continue;  // the op still completes, only later
     io_uring_prep_cancel64(sqe, Key(op, i), 0);
-    io_uring_sqe_set_data64(sqe, kCancelTag);
-  }
-  if (!any || !cancel_fd_) return;
-  if (io_uring_sqe* sqe = GetSqe()) {
-    io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
     io_uring_sqe_set_data64(sqe, kCancelTag);
   }
 }
@@ -418,15 +437,9 @@ void UringBackend::Handle(const io_uring_cqe& cqe) {
     const bool kernel_more = (cqe.flags & IORING_CQE_F_MORE) != 0;
     if (cqe.res >= 0 && !op.cancelled) {
       c.more = true;
-      if (!kernel_more) {  // single-shot, or a multishot the kernel ended
-        io_uring_sqe* sqe = GetSqe();
-        if (sqe != nullptr) {
-          PrepAccept(sqe, index);
-        } else {
-          ready_.push_back(c);
-          return Fail(index, EBUSY);
-        }
-      }
+      // Single-shot, or a multishot the kernel ended: re-armed by Reap after
+      // it advanced the CQ (taking an SQE may submit, and so reap, here).
+      if (!kernel_more) rearm_.push_back(index);
       ready_.push_back(c);
       return;
     }
@@ -440,6 +453,18 @@ void UringBackend::Handle(const io_uring_cqe& cqe) {
   FreeOp(index);
 }
 
+void UringBackend::RearmAccepts() {
+  std::vector<uint32_t> indices;
+  indices.swap(rearm_);
+  for (uint32_t index : indices) {
+    if (io_uring_sqe* sqe = GetSqe()) {
+      PrepAccept(sqe, index);
+    } else {
+      Fail(index, EBUSY);
+    }
+  }
+}
+
 void UringBackend::Reap(std::size_t limit) {
   for (int round = 0; round < 2; ++round) {
     unsigned head;
@@ -451,6 +476,7 @@ void UringBackend::Reap(std::size_t limit) {
       ++seen;
     }
     io_uring_cq_advance(&ring_, seen);
+    RearmAccepts();
     if (!io_uring_cq_has_overflow(&ring_) || ready_.size() - ready_pos_ >= limit) break;
     io_uring_get_events(&ring_);  // flushes the kernel's overflow list (NODROP)
   }
