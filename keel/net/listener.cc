@@ -65,6 +65,7 @@ void Listener::ArmOnLoop() {
 void Listener::OnAcceptOnLoop(const internal::Completion& c) {
   if (!c.more) armed_ = false;
   if (c.result >= 0) {
+    if (!pausing_) paused_before_ = false;
     HandOff(c.result);
   } else if (c.result == -EMFILE || c.result == -ENFILE || c.result == -ENOBUFS || c.result == -ENOMEM) {
     PauseOnLoop(std::strerror(-c.result));
@@ -93,18 +94,20 @@ void Listener::HandOff(int fd) {
     counters_->CountDisconnect(DisconnectReason::kTooManySessions);
     return;
   }
-  if (static_cast<uint64_t>(fd) + loop_->config().fd_reserve >= fd_limit_) {
-    // Inside the reserve: keep those fds for the sessions we already have.
-    ::close(fd);
-    PauseOnLoop("fd reserve reached");
-    return;
-  }
+  // Read per accept: the limit may change at run time, and io_uring's accept
+  // reads RLIMIT_NOFILE when the request is prepared (io_accept_prep), so an
+  // armed multishot accept keeps handing out fds past a limit lowered since
+  // (seen on 6.18); the reserve check here catches that.
+  fd_limit_ = FdLimit();
+  const bool reserve_reached = static_cast<uint64_t>(fd) + loop_->config().fd_reserve >= fd_limit_;
   IoLoop* target = loops_[next_loop_++ % loops_.size()];
   if (target == loop_) {
     target->AcceptedOnLoop(factory_(), fd);
   } else {
     target->Post([target, factory = &factory_, fd] { target->AcceptedOnLoop((*factory)(), fd); });
   }
+  // This connection is kept; the next ones wait until fds are free again.
+  if (reserve_reached) PauseOnLoop("fd reserve reached");
 }
 
 void Listener::PauseOnLoop(const char* why) {
@@ -112,7 +115,9 @@ void Listener::PauseOnLoop(const char* why) {
   pausing_ = true;
   NetCounters::Add(counters_->accept_pauses);
   const uint32_t ms = loop_->config().accept_pause_ms;
-  KEEL_LOG_WARN("listener :{}: {}; accepting paused for {} ms", port_, why, ms);
+  // One warning per streak of pauses, not one every accept_pause_ms.
+  if (!paused_before_) KEEL_LOG_WARN("listener :{}: {}; accepting paused for {} ms at a time", port_, why, ms);
+  paused_before_ = true;
   if (armed_) loop_->backend().Cancel(fd_);  // the final completion arrives as -ECANCELED
   loop_->AddTimerOnLoop(IoLoop::Clock::now() + std::chrono::milliseconds(ms), [this] {
     pausing_ = false;

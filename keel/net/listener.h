@@ -61,6 +61,7 @@ class Listener {
   bool armed_ = false;     // an accept is pending in the backend
   bool pausing_ = false;   // cancelled to pause; resume by timer
   bool stopped_ = false;
+  bool paused_before_ = false;  // the last accept attempt paused (log once per streak)
 };
 
 }  // namespace keel::net

@@ -431,7 +431,7 @@ TEST_P(BackendTest, ThousandOpsInFlightCompleteExactlyOnce) {
   std::memset(payload, 'p', sizeof(payload));
   iovec iov{payload, sizeof(payload)};
   std::map<uint64_t, int> count;
-  for (int i = 0; i < kPairs; ++i) {
+  for (std::size_t i = 0; i < kPairs; ++i) {
     const uint64_t base = uint64_t(i) * 4;
     b->Recv(pairs[i].a.get(), bufs[2 * i].data(), 32, base + 0);
     b->Recv(pairs[i].b.get(), bufs[2 * i + 1].data(), 32, base + 1);
