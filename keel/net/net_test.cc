@@ -15,6 +15,15 @@
 
 #include "keel/net/testing/net_fixture.h"
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define KEEL_NET_TEST_HAS_SANITIZER 1
+#endif
+#endif
+#ifndef KEEL_NET_TEST_HAS_SANITIZER
+#define KEEL_NET_TEST_HAS_SANITIZER 0
+#endif
+
 namespace keel::net::testing {
 namespace {
 
@@ -224,7 +233,13 @@ TEST_P(NetTest, SlowConsumerIsDisconnectedWhileOthersReceiveEverything) {
   // The bound: every session holds at most send_hard_limit queued bytes.
   EXPECT_LE(peak_queued, (kNormal + 1) * cfg.send_hard_limit);
   const uint64_t rss_after = RssBytes();
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__) && !KEEL_NET_TEST_HAS_SANITIZER
+  // Without sanitizers (ASan's quarantine keeps freed memory resident).
   EXPECT_LT(rss_after, rss_before + 64 * 1024 * 1024) << "RSS grew from " << rss_before << " to " << rss_after;
+#else
+  (void)rss_after;
+  (void)rss_before;
+#endif
   ::close(slow);
   for (int fd : fds) ::close(fd);
   sessions.clear();
@@ -239,6 +254,21 @@ TEST_P(NetTest, PausesAcceptOnEmfileAndResumes) {
   int go[2];
   ASSERT_EQ(::pipe(ready), 0);
   ASSERT_EQ(::pipe(go), 0);
+  {
+    // Warm-up on a throwaway server: UBSan's vptr check opens a pipe the first
+    // time it sees a (type, vtable) pair, which fails under EMFILE and is then
+    // reported as an invalid object. One echo here fills its cache.
+    HookLog warm_log;
+    Service warm(cfg, FactoryFor<EchoSession>(&warm_log));
+    std::string err;
+    ASSERT_TRUE(warm.Start(&err) && warm.Listen("127.0.0.1", 0, &err)) << err;
+    const int fd = ConnectClient(warm.port());
+    char b[2] = {'h', 'i'};
+    ASSERT_TRUE(SendAll(fd, b, 2) && RecvAll(fd, b, 2));
+    ::close(fd);
+    ASSERT_TRUE(WaitFor([&] { return warm_log.disconnected.load() == 1; }));
+    warm.Stop();
+  }
   // Lowered before the server starts: io_uring's accept takes its fd limit
   // when the request is prepared (io_accept_prep reads RLIMIT_NOFILE), so a
   // limit lowered under an armed multishot accept would not apply to it.
@@ -256,6 +286,8 @@ TEST_P(NetTest, PausesAcceptOnEmfileAndResumes) {
   ASSERT_GE(child, 0);
   if (child == 0) {  // connects, holds the connections until told, exits
     ::setrlimit(RLIMIT_NOFILE, &old);
+    ::close(ready[0]);
+    ::close(go[1]);  // so the read below ends if the parent dies
     for (int i = 0; i < kClients; ++i) ConnectClient(port_);
     char c = 1;
     [[maybe_unused]] auto w = ::write(ready[1], &c, 1);
