@@ -60,7 +60,7 @@ void IoLoop::Shutdown() {
 // ---- the loop ----
 
 void IoLoop::Run() {
-  thread_id_ = std::this_thread::get_id();
+  thread_id_.store(std::this_thread::get_id(), std::memory_order_relaxed);
   for (;;) {
     const std::size_t n = backend_->Wait(completions_, NextTimeoutMs());
     for (std::size_t i = 0; i < n; ++i) Dispatch(completions_[i]);

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -54,7 +55,11 @@ class IoLoop {
   // Stops the loop's listener, disconnects every session with
   // kServerShutdown and lets Run() return once all is drained.
   void Shutdown();
-  bool InLoopThread() const noexcept { return std::this_thread::get_id() == thread_id_; }
+  bool InLoopThread() const noexcept {
+    // Relaxed: only the loop thread can read its own id back; any other
+    // thread sees a different id (or none yet) and correctly gets false.
+    return std::this_thread::get_id() == thread_id_.load(std::memory_order_relaxed);
+  }
   uint32_t index() const noexcept { return index_; }
   internal::Backend& backend() noexcept { return *backend_; }
   const NetConfig& config() const noexcept { return config_; }
@@ -106,7 +111,7 @@ class IoLoop {
   const NetConfig& config_;
   std::unique_ptr<internal::Backend> backend_;
   std::shared_ptr<internal::NetCounters> counters_;
-  std::thread::id thread_id_;
+  std::atomic<std::thread::id> thread_id_{};
 
   core::SpinLock post_mu_{"IoLoop.post"};
   std::vector<Task> posted_ KEEL_GUARDED_BY(post_mu_);
