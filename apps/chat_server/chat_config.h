@@ -1,0 +1,52 @@
+#pragma once
+// ChatConfig: every knob of keel_chat_server, from a TOML file (--config
+// file.toml) and command-line flags; flags override the file. Keys in the
+// file are the flag names with '_' for '-' ("max_room_members = 200").
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "apps/chat_server/names.h"
+#include "apps/chat_server/room_state.h"
+#include "keel/net/net_config.h"
+
+namespace keel::chat {
+
+struct ChatConfig {
+  std::string host = "0.0.0.0";
+  uint32_t port = 7777;
+  uint32_t io_threads = 2;
+  std::string io_backend = "auto";  // auto|uring|epoll
+  uint32_t worker_threads = 2;
+  std::string log_level = "info";
+  uint32_t stats_interval_s = 5;
+  uint32_t shutdown_deadline_ms = 5000;
+
+  NameLimits names;
+  RoomLimits room;
+  uint32_t max_rooms = 1000;
+  uint32_t login_deadline_ms = 10000;
+  uint32_t pre_login_max_frame = 4096;
+  uint32_t max_frame = 65535;
+  uint32_t say_per_second = 20;      // per user
+  uint32_t say_burst = 40;
+  uint32_t frames_per_second = 2000; // per session, any frame (the framer's limit)
+
+  // keel::net limits and socket options.
+  uint64_t send_soft_limit = 256 * 1024;
+  uint32_t send_soft_grace_ms = 2000;
+  uint64_t send_hard_limit = 1024 * 1024;
+  uint64_t max_sessions = 10000;
+  int32_t socket_send_buffer = 0;
+  int32_t socket_recv_buffer = 0;
+
+  net::NetConfig ToNetConfig() const;
+};
+
+// Parses flags and the config file. Returns an exit code when the program
+// must stop now (0 after --help, 2 on a bad flag or file, with the message
+// printed), or nullopt to run.
+std::optional<int> ParseChatConfig(int argc, char** argv, ChatConfig& config);
+
+}  // namespace keel::chat

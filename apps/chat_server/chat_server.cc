@@ -1,0 +1,333 @@
+#include "apps/chat_server/chat_server.h"
+
+#include <chrono>
+#include <thread>
+
+#include "keel/core/log.h"
+
+namespace keel::chat {
+namespace {
+
+int64_t NowNs() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+proto::FramerLimits PreLoginLimits(const ChatConfig& c) {
+  proto::FramerLimits limits;
+  limits.max_frame = static_cast<uint16_t>(c.pre_login_max_frame);
+  limits.frames_per_second = c.frames_per_second;
+  limits.frames_burst = 2 * c.frames_per_second;
+  return limits;
+}
+
+}  // namespace
+
+// ---- ChatSession -------------------------------------------------------------
+
+ChatSession::ChatSession(ChatServer& server)
+    : PacketSession(ChatProtocolTable(), PreLoginLimits(server.config()), &server.proto_stats()),
+      server_(server),
+      connected_at_ns_(NowNs()),
+      say_rate_(server.config().say_per_second, server.config().say_burst) {
+  SetState(kPreLogin);
+}
+
+void ChatSession::Kick(const std::string& reason) {
+  server_.counters().kicks.fetch_add(1, std::memory_order_relaxed);
+  KEEL_LOG_INFO("kick session {} {} ({}): {}", id(), peer(), nickname_, reason);
+  Kicked kicked;
+  kicked.set_reason(reason);
+  Send(kicked);
+  DisconnectAfterFlush(net::DisconnectReason::kLocalClose);
+}
+
+void ChatSession::OnConnected() { server_.OnOpened(*this); }
+
+proto::RejectReason ChatSession::OnFrame(const proto::Frame& frame) {
+  return server_.Dispatch(ChatSessionRef(this), frame);
+}
+
+void ChatSession::OnDisconnected(net::DisconnectReason /*reason*/) { server_.OnClosed(*this); }
+
+// ---- Room --------------------------------------------------------------------
+
+Room::Room(job::WorkerGroup& group, ChatServer& server, std::string name, RoomLimits limits)
+    : JobQueue(group, "room:" + name), server_(server), state_(std::move(name), limits) {}
+
+void Room::Broadcast(const net::SendBufferRef& buf, uint64_t except_user) {
+  for (const auto& [id, member] : members_) {
+    if (id != except_user) member->Send(buf);
+  }
+}
+
+void Room::Join(ChatSessionRef session) {
+  RoomJoined joined;
+  const ErrorCode err = state_.Join(session->user_id(), session->nickname(), joined);
+  if (err != ERROR_NONE) {
+    server_.SendError(*session, err, state_.name());
+    return;
+  }
+  Presence presence;
+  presence.set_room(state_.name());
+  presence.set_nickname(session->nickname());
+  presence.set_joined(true);
+  Broadcast(proto::BuildSendBuffer(presence), 0);
+  members_.emplace(session->user_id(), session);
+  size_.store(static_cast<uint32_t>(members_.size()), std::memory_order_relaxed);
+  session->Send(joined);
+}
+
+void Room::Leave(ChatSessionRef session, bool notify) {
+  if (state_.Leave(session->user_id()) != ERROR_NONE) return;
+  members_.erase(session->user_id());
+  size_.store(static_cast<uint32_t>(members_.size()), std::memory_order_relaxed);
+  if (notify) {
+    RoomLeft left;
+    left.set_room(state_.name());
+    session->Send(left);
+  }
+  Presence presence;
+  presence.set_room(state_.name());
+  presence.set_nickname(session->nickname());
+  presence.set_joined(false);
+  Broadcast(proto::BuildSendBuffer(presence), 0);
+}
+
+void Room::Say(ChatSessionRef session, keel::chat::Say say) {
+  RoomMessage out;
+  if (const ErrorCode err = state_.Say(session->user_id(), say, out); err != ERROR_NONE) {
+    server_.SendError(*session, err, state_.name());
+    return;
+  }
+  // Serialized once; every member's send queue holds the same buffer.
+  const net::SendBufferRef buf = proto::BuildSendBuffer(out);
+  Broadcast(buf, 0);
+  server_.counters().deliveries_out.fetch_add(members_.size(), std::memory_order_relaxed);
+}
+
+void Room::DropMembers() {
+  members_.clear();
+  size_.store(0, std::memory_order_relaxed);
+}
+
+// ---- ChatServer --------------------------------------------------------------
+
+ChatServer::ChatServer(const ChatConfig& config, job::WorkerGroup& logic)
+    : config_(config), logic_(logic) {}
+
+ChatServer::~ChatServer() {
+  core::MutexLock lock(rooms_mu_);
+  for (auto& [name, room] : rooms_) {
+    room->Clear();
+    room->DropMembers();
+  }
+}
+
+net::SessionRef ChatServer::MakeSession() { return net::MakeRef<ChatSession>(*this); }
+
+std::size_t ChatServer::Users() const {
+  core::MutexLock lock(users_mu_);
+  return users_.size();
+}
+
+std::size_t ChatServer::Rooms() const {
+  core::MutexLock lock(rooms_mu_);
+  return rooms_.size();
+}
+
+void ChatServer::SendError(ChatSession& session, ErrorCode code, std::string detail) {
+  counters_.errors.fetch_add(1, std::memory_order_relaxed);
+  Error error;
+  error.set_code(code);
+  error.set_detail(std::move(detail));
+  session.Send(error);
+}
+
+void ChatServer::HandleLogin(const ChatSessionRef& session, const Login& msg) {
+  LoginResult result;
+  ErrorCode err = CheckNickname(msg.nickname(), config_.names);
+  if (err == ERROR_NONE && !ShuttingDown()) {
+    core::MutexLock lock(users_mu_);
+    if (!users_.emplace(msg.nickname(), session).second) {
+      err = ERROR_NICKNAME_TAKEN;
+    } else {
+      session->nickname_ = msg.nickname();
+      session->user_id_.store(next_user_id_.fetch_add(1, std::memory_order_relaxed),
+                              std::memory_order_release);
+    }
+  }
+  result.set_error(err);
+  if (err == ERROR_NONE) {
+    counters_.logins.fetch_add(1, std::memory_order_relaxed);
+    result.set_user_id(session->user_id());
+    result.set_nickname(msg.nickname());
+    session->SetState(ChatSession::kLoggedIn, static_cast<uint16_t>(config_.max_frame));
+  }
+  session->Send(result);
+}
+
+void ChatServer::HandleListRooms(const ChatSessionRef& session, const ListRooms& /*msg*/) {
+  RoomList list;
+  {
+    core::MutexLock lock(rooms_mu_);
+    for (const auto& [name, room] : rooms_) {
+      RoomInfo* info = list.add_rooms();
+      info->set_name(name);
+      info->set_members(room->size());
+      if (list.rooms_size() >= 500) break;  // stays far below a frame
+    }
+  }
+  session->Send(list);
+}
+
+void ChatServer::HandleCreateRoom(const ChatSessionRef& session, const CreateRoom& msg) {
+  if (const ErrorCode err = CheckRoomName(msg.name(), config_.names); err != ERROR_NONE) {
+    return SendError(*session, err, "room name");
+  }
+  std::shared_ptr<Room> room;
+  {
+    core::MutexLock lock(rooms_mu_);
+    if (rooms_.contains(msg.name())) return SendError(*session, ERROR_ROOM_EXISTS, msg.name());
+    if (rooms_.size() >= config_.max_rooms) return SendError(*session, ERROR_ROOM_FULL, "too many rooms");
+    room = std::make_shared<Room>(logic_, *this, msg.name(), config_.room);
+    rooms_.emplace(msg.name(), room);
+  }
+  LeaveCurrentRoom(*session, true);
+  session->room_ = room;
+  room->PostCall(&Room::Join, session);
+}
+
+void ChatServer::HandleJoinRoom(const ChatSessionRef& session, const JoinRoom& msg) {
+  std::shared_ptr<Room> room;
+  {
+    core::MutexLock lock(rooms_mu_);
+    if (auto it = rooms_.find(msg.name()); it != rooms_.end()) room = it->second;
+  }
+  if (!room) return SendError(*session, ERROR_ROOM_NOT_FOUND, msg.name());
+  if (room == session->room_) return SendError(*session, ERROR_ALREADY_IN_ROOM, msg.name());
+  LeaveCurrentRoom(*session, true);
+  session->room_ = room;
+  room->PostCall(&Room::Join, session);
+}
+
+void ChatServer::HandleLeaveRoom(const ChatSessionRef& session, const LeaveRoom& /*msg*/) {
+  if (!session->room_) return SendError(*session, ERROR_NOT_IN_ROOM, "");
+  LeaveCurrentRoom(*session, true);
+}
+
+void ChatServer::LeaveCurrentRoom(ChatSession& session, bool notify) {
+  if (std::shared_ptr<Room> room = std::move(session.room_)) {
+    room->PostCall(&Room::Leave, ChatSessionRef(&session), notify);
+  }
+}
+
+void ChatServer::HandleSay(const ChatSessionRef& session, const keel::chat::Say& msg) {
+  if (ShuttingDown()) return;  // not acknowledged: the sender never sees it back
+  if (!session->room_) return SendError(*session, ERROR_NOT_IN_ROOM, "");
+  if (msg.text().size() > config_.room.max_text_bytes) {
+    return SendError(*session, ERROR_MESSAGE_TOO_LONG, std::to_string(msg.text().size()) + " bytes");
+  }
+  if (!session->say_rate_.TryTake(NowNs())) return SendError(*session, ERROR_RATE_LIMITED, "say");
+  counters_.messages_in.fetch_add(1, std::memory_order_relaxed);
+  session->room_->PostCall(&Room::Say, session, msg);
+}
+
+void ChatServer::HandleWhisper(const ChatSessionRef& session, const Whisper& msg) {
+  if (msg.text().size() > config_.room.max_text_bytes) {
+    return SendError(*session, ERROR_MESSAGE_TOO_LONG, std::to_string(msg.text().size()) + " bytes");
+  }
+  if (!session->say_rate_.TryTake(NowNs())) return SendError(*session, ERROR_RATE_LIMITED, "whisper");
+  ChatSessionRef target;
+  {
+    core::MutexLock lock(users_mu_);
+    if (auto it = users_.find(msg.to()); it != users_.end()) target = it->second;
+  }
+  if (!target) return SendError(*session, ERROR_USER_NOT_FOUND, msg.to());
+  counters_.messages_in.fetch_add(1, std::memory_order_relaxed);
+  WhisperMessage out;
+  out.set_from(session->nickname());
+  out.set_text(msg.text());
+  out.set_sent_at_ns(msg.sent_at_ns());
+  target->Send(out);
+}
+
+void ChatServer::HandleHeartbeat(const ChatSessionRef& session, const Heartbeat& msg) {
+  HeartbeatAck ack;
+  ack.set_nonce(msg.nonce());
+  session->Send(ack);
+}
+
+void ChatServer::OnOpened(ChatSession& session) {
+  if (ShuttingDown()) return session.Disconnect(net::DisconnectReason::kServerShutdown);
+  core::MutexLock lock(users_mu_);
+  sessions_.emplace(session.id(), ChatSessionRef(&session));
+}
+
+void ChatServer::OnClosed(ChatSession& session) {
+  LeaveCurrentRoom(session, false);
+  core::MutexLock lock(users_mu_);
+  sessions_.erase(session.id());
+  if (!session.nickname_.empty()) {
+    if (auto it = users_.find(session.nickname_); it != users_.end() && it->second.get() == &session) {
+      users_.erase(it);
+    }
+  }
+}
+
+void ChatServer::Tick() {
+  const int64_t deadline_ns = NowNs() - int64_t{config_.login_deadline_ms} * 1'000'000;
+  std::vector<ChatSessionRef> late;
+  {
+    core::MutexLock lock(users_mu_);
+    for (const auto& [id, s] : sessions_) {
+      if (s->user_id() == 0 && s->connected_at_ns() < deadline_ns) late.push_back(s);
+    }
+  }
+  for (auto& s : late) s->Kick("login deadline");
+}
+
+bool ChatServer::Shutdown(job::Scheduler& scheduler, std::chrono::milliseconds deadline) {
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  shutting_down_.store(true, std::memory_order_release);
+  if (service_ != nullptr) service_->StopAccepting();
+  // Every message already accepted (posted to its room) is broadcast before
+  // anyone is told to go: drain the rooms first.
+  scheduler.Shutdown(job::StopMode::kDrain);
+  std::vector<ChatSessionRef> all;
+  {
+    core::MutexLock lock(users_mu_);
+    for (const auto& [id, s] : sessions_) all.push_back(s);
+  }
+  ServerNotice notice;
+  notice.set_text("server shutting down");
+  const net::SendBufferRef buf = proto::BuildSendBuffer(notice);
+  const auto left_ms = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+  for (auto& s : all) {
+    s->Send(buf);
+    s->DisconnectAfterFlush(net::DisconnectReason::kServerShutdown,
+                            static_cast<uint32_t>(std::max<int64_t>(left_ms.count(), 1)));
+  }
+  all.clear();
+  bool clean = true;
+  while (service_ != nullptr && service_->stats().sessions_open > 0) {
+    if (std::chrono::steady_clock::now() >= until) {
+      clean = false;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  // Rooms hold their members and sessions their room: break the cycles.
+  {
+    core::MutexLock lock(rooms_mu_);
+    for (auto& [name, room] : rooms_) {
+      room->Clear();
+      room->DropMembers();
+    }
+  }
+  if (service_ != nullptr) service_->Stop();
+  return clean;
+}
+
+}  // namespace keel::chat

@@ -1,0 +1,155 @@
+#pragma once
+// ChatServer: the chat protocol's handler (chat.keel.h) over keel::net and
+// keel::job. Users live on their sessions (ChatSession, IO thread); rooms are
+// actors (Room : keel::job::JobQueue) that own their RoomState and members,
+// and serialize each message once into one SendBuffer queued on every member.
+//
+// Threads: handlers run on the session's IO thread; login uniqueness and the
+// room directory are guarded by mutexes; a room's state is touched only by
+// its own jobs. Tick() and the counters may be called from any thread;
+// Shutdown() from the owner (main) only. Order and reasons: docs/chat.md.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "apps/chat_server/chat_config.h"
+#include "apps/chat_server/names.h"
+#include "apps/chat_server/room_state.h"
+#include "chat.keel.h"
+#include "keel/core/mutex.h"
+#include "keel/core/thread_annotations.h"
+#include "keel/job/job_queue.h"
+#include "keel/job/scheduler.h"
+#include "keel/net/service.h"
+#include "keel/proto/packet_session.h"
+#include "keel/proto/rate_limiter.h"
+
+namespace keel::chat {
+
+class ChatServer;
+class Room;
+
+class ChatSession : public proto::PacketSession {
+ public:
+  static constexpr uint8_t kPreLogin = 1;
+  static constexpr uint8_t kLoggedIn = 2;
+
+  explicit ChatSession(ChatServer& server);
+
+  // Sends `reason` as a Kicked notice, then closes once it is written.
+  void Kick(const std::string& reason);
+
+  uint64_t user_id() const noexcept { return user_id_.load(std::memory_order_acquire); }
+  const std::string& nickname() const noexcept { return nickname_; }  // after login
+  int64_t connected_at_ns() const noexcept { return connected_at_ns_; }
+
+ protected:
+  void OnConnected() override;
+  proto::RejectReason OnFrame(const proto::Frame& frame) override;
+  void OnDisconnected(net::DisconnectReason reason) override;
+
+ private:
+  friend class ChatServer;
+  ChatServer& server_;
+  const int64_t connected_at_ns_;
+  // Written once at login on the IO thread; release pairs with the acquire
+  // in user_id() (Tick reads it from the main thread).
+  std::atomic<uint64_t> user_id_{0};
+  std::string nickname_;
+  std::shared_ptr<Room> room_;  // IO thread only
+  proto::RateLimiter say_rate_;
+};
+
+using ChatSessionRef = net::RefPtr<ChatSession>;
+
+struct ChatCounters {
+  std::atomic<uint64_t> logins{0};
+  std::atomic<uint64_t> messages_in{0};    // Say + Whisper accepted
+  std::atomic<uint64_t> deliveries_out{0}; // RoomMessage queued on members
+  std::atomic<uint64_t> kicks{0};
+  std::atomic<uint64_t> errors{0};         // Error replies
+};
+
+class Room : public job::JobQueue {
+ public:
+  Room(job::WorkerGroup& group, ChatServer& server, std::string name, RoomLimits limits);
+
+  void Join(ChatSessionRef session);
+  void Leave(ChatSessionRef session, bool notify);
+  void Say(ChatSessionRef session, keel::chat::Say say);
+  // Shutdown only, with no worker running: drops members (breaks cycles).
+  void DropMembers();
+  uint32_t size() const noexcept { return size_.load(std::memory_order_relaxed); }
+
+ private:
+  void Broadcast(const net::SendBufferRef& buf, uint64_t except_user);
+
+  ChatServer& server_;
+  RoomState state_;
+  std::map<uint64_t, ChatSessionRef> members_;
+  std::atomic<uint32_t> size_{0};
+};
+
+class ChatServer final : public ChatHandler<ChatSessionRef> {
+ public:
+  ChatServer(const ChatConfig& config, job::WorkerGroup& logic);
+  ~ChatServer() override;
+
+  net::SessionRef MakeSession();
+  void Attach(net::Service* service) noexcept { service_ = service; }
+
+  // Kicks sessions past the login deadline. Any thread, e.g. once a second.
+  void Tick();
+  // Graceful shutdown: see docs/chat.md. Returns true if every session
+  // closed within the deadline.
+  bool Shutdown(job::Scheduler& scheduler, std::chrono::milliseconds deadline);
+
+  const ChatConfig& config() const noexcept { return config_; }
+  proto::ProtoStats& proto_stats() noexcept { return proto_stats_; }
+  ChatCounters& counters() noexcept { return counters_; }
+  std::size_t Users() const;
+  std::size_t Rooms() const;
+  bool ShuttingDown() const noexcept { return shutting_down_.load(std::memory_order_acquire); }
+
+  // ChatHandler (IO thread of `session`).
+  void HandleLogin(const ChatSessionRef& session, const Login& msg) override;
+  void HandleListRooms(const ChatSessionRef& session, const ListRooms& msg) override;
+  void HandleCreateRoom(const ChatSessionRef& session, const CreateRoom& msg) override;
+  void HandleJoinRoom(const ChatSessionRef& session, const JoinRoom& msg) override;
+  void HandleLeaveRoom(const ChatSessionRef& session, const LeaveRoom& msg) override;
+  void HandleSay(const ChatSessionRef& session, const keel::chat::Say& msg) override;
+  void HandleWhisper(const ChatSessionRef& session, const Whisper& msg) override;
+  void HandleHeartbeat(const ChatSessionRef& session, const Heartbeat& msg) override;
+
+  void SendError(ChatSession& session, ErrorCode code, std::string detail);
+
+ private:
+  friend class ChatSession;
+  void OnOpened(ChatSession& session);
+  void OnClosed(ChatSession& session);
+  void LeaveCurrentRoom(ChatSession& session, bool notify);
+
+  const ChatConfig config_;
+  job::WorkerGroup& logic_;
+  net::Service* service_ = nullptr;
+  proto::ProtoStats proto_stats_;
+  ChatCounters counters_;
+  std::atomic<bool> shutting_down_{false};
+  std::atomic<uint64_t> next_user_id_{1};
+
+  mutable core::Mutex users_mu_{"ChatServer.users"};
+  std::unordered_map<std::string, ChatSessionRef> users_ KEEL_GUARDED_BY(users_mu_);
+  // Every live session, logged in or not (for Tick and Shutdown).
+  std::unordered_map<uint64_t, ChatSessionRef> sessions_ KEEL_GUARDED_BY(users_mu_);
+
+  mutable core::Mutex rooms_mu_{"ChatServer.rooms"};
+  std::map<std::string, std::shared_ptr<Room>> rooms_ KEEL_GUARDED_BY(rooms_mu_);
+};
+
+}  // namespace keel::chat
