@@ -49,6 +49,7 @@ std::string SummaryTable(const FleetReport& r) {
   line("lost / duplicated", fmt::format("{} / {}", r.deliveries.lost, r.deliveries.duplicates));
   line("whispers sent / got", fmt::format("{} / {}", r.whispers_sent, r.whispers_received));
   line("errors / kicks / drops", fmt::format("{} / {} / {}", r.server_errors, r.kicks, r.disconnects));
+  line("malformed bots kicked", fmt::format("{} of {}", r.malformed_kicked, r.malformed_bots));
   line("latency p50 / p90", fmt::format("{} / {}", Ms(h.Percentile(0.50)), Ms(h.Percentile(0.90))));
   line("latency p99 / p999", fmt::format("{} / {}", Ms(h.Percentile(0.99)), Ms(h.Percentile(0.999))));
   line("latency max", Ms(h.Max()));

@@ -24,6 +24,8 @@ struct FleetReport {
   uint64_t server_errors = 0;  // Error messages received
   uint64_t kicks = 0;          // Kicked messages received
   uint64_t disconnects = 0;    // connections the server closed
+  uint64_t malformed_bots = 0;    // bots that sent garbage on purpose
+  uint64_t malformed_kicked = 0;  // ... and were disconnected for it
   DeliveryCounts deliveries;   // RoomMessage deliveries over every member
   core::Histogram latency_ns;  // send -> delivery, every delivery
 
@@ -33,9 +35,11 @@ struct FleetReport {
   double SentPerSecond() const noexcept {
     return seconds > 0 ? static_cast<double>(sent) / seconds : 0;
   }
-  // No loss, no duplicates, every sent message seen back by its sender.
+  // No loss, no duplicates, every sent message seen back by its sender,
+  // every malformed bot kicked.
   bool Clean() const noexcept {
-    return deliveries.lost == 0 && deliveries.duplicates == 0 && own_echoes == sent;
+    return deliveries.lost == 0 && deliveries.duplicates == 0 && own_echoes == sent &&
+           malformed_kicked == malformed_bots;
   }
 };
 
