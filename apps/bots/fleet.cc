@@ -48,8 +48,13 @@ proto::FramerLimits ClientLimits() {
 
 class Bot : public proto::PacketSession {
  public:
-  Bot(std::string nick, std::string room) : PacketSession(ServerToClient(), ClientLimits(), nullptr),
-        nick_(std::move(nick)), room_(std::move(room)) {}
+  Bot(std::string nick, std::string room, uint32_t text_bytes)
+      : PacketSession(ServerToClient(), ClientLimits(), nullptr),
+        nick_(std::move(nick)),
+        room_(std::move(room)),
+        text_("hello from " + nick_) {
+    if (text_.size() < text_bytes) text_.resize(text_bytes, '.');
+  }
 
   std::mutex mu;
   FleetReport stats;       // this bot's numbers (guarded by mu)
@@ -58,11 +63,13 @@ class Bot : public proto::PacketSession {
   std::atomic<bool> in_room{false};
   std::atomic<bool> closed{false};
   std::atomic<bool> closing_by_us{false};
+  // The server said it is shutting down: the bot was present to the end.
+  std::atomic<bool> saw_shutdown{false};
   uint64_t next_client_seq = 1;  // driver thread only
 
   void SaySomething() {
     chat::Say say;
-    say.set_text("hello from " + nick_);
+    say.set_text(text_);
     say.set_client_seq(next_client_seq++);
     say.set_sent_at_ns(NowNs());
     if (Send(say)) {
@@ -150,12 +157,16 @@ class Bot : public proto::PacketSession {
         ++window.kicks;
         return proto::RejectReason::kNone;
       }
+      case chat::kServerNoticeId:
+        saw_shutdown.store(true, std::memory_order_release);
+        return proto::RejectReason::kNone;
       default:
-        return proto::RejectReason::kNone;  // presence, notices, acks
+        return proto::RejectReason::kNone;  // presence, acks
     }
   }
 
   void OnDisconnected(net::DisconnectReason reason) override {
+    if (reason == net::DisconnectReason::kServerShutdown) saw_shutdown.store(true, std::memory_order_release);
     closed.store(true, std::memory_order_release);
     if (closing_by_us.load(std::memory_order_acquire)) return;
     std::lock_guard lock(mu);
@@ -169,6 +180,7 @@ class Bot : public proto::PacketSession {
  private:
   const std::string nick_;
   const std::string room_;
+  std::string text_;
 };
 
 using BotRef = net::RefPtr<Bot>;
@@ -188,7 +200,8 @@ FleetReport RunFleet(const FleetOptions& o) {
   std::vector<BotRef> bots;
   bots.reserve(o.bots);
   for (uint32_t i = 0; i < o.bots; ++i) {
-    auto bot = net::MakeRef<Bot>(o.nick_prefix + std::to_string(i), "room" + std::to_string(i % o.rooms));
+    auto bot = net::MakeRef<Bot>(o.nick_prefix + std::to_string(i), "room" + std::to_string(i % o.rooms),
+                                  o.text_bytes);
     bots.push_back(bot);
   }
   // Service::Connect makes its session with the factory: it hands out the
@@ -286,7 +299,7 @@ FleetReport RunFleet(const FleetOptions& o) {
       malformed_kicked += bots[i]->closed.load() ? 1u : 0u;
       continue;
     }
-    if (!bots[i]->closed.load()) bots[i]->check.Finish(room_last[bots[i]->room()]);
+    if (!bots[i]->closed.load() || bots[i]->saw_shutdown.load()) bots[i]->check.Finish(room_last[bots[i]->room()]);
     const FleetReport& s = bots[i]->stats;
     report.logins_ok += s.logins_ok;
     report.login_errors += s.login_errors;

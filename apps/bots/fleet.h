@@ -27,6 +27,7 @@ struct FleetOptions {
   double duration_s = 10;
   std::string scenario = "steady";  // steady | login-storm | malformed
   std::string nick_prefix = "bot";
+  uint32_t text_bytes = 0;      // pad each message to about this many bytes
   uint32_t io_threads = 2;
   bool progress = false;        // a live line a second on stdout
   double drain_s = 3;           // after the last send, wait for deliveries at most this long

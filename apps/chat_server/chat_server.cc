@@ -311,7 +311,13 @@ bool ChatServer::Shutdown(job::Scheduler& scheduler, std::chrono::milliseconds d
   }
   all.clear();
   bool clean = true;
-  while (service_ != nullptr && service_->stats().sessions_open > 0) {
+  // Closed sessions leave sessions_ in OnClosed (they are freed later, once
+  // the rooms below drop them).
+  auto open_sessions = [this] {
+    core::MutexLock lock(users_mu_);
+    return sessions_.size();
+  };
+  while (open_sessions() > 0) {
     if (std::chrono::steady_clock::now() >= until) {
       clean = false;
       break;

@@ -1,0 +1,265 @@
+// The chat server and its bots together over 127.0.0.1 (issue 7, "Must
+// show"): an in-process ChatServer for most cases, the real keel_chat_server
+// process for SIGTERM. Every wait is bounded.
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "apps/bots/fleet.h"
+#include "apps/chat_server/chat_server.h"
+#include "keel/job/scheduler.h"
+#include "keel/net/service.h"
+#include "keel/net/testing/net_test_util.h"
+
+namespace keel::chat {
+namespace {
+
+using namespace std::chrono_literals;
+namespace nt = keel::net::testing;
+
+class ChatFixture : public ::testing::Test {
+ protected:
+  void Start(ChatConfig config = {}) {
+    config_ = config;
+    job::SchedulerOptions so;
+    so.groups.push_back({.name = "logic", .threads = 2, .cpus = {}});
+    scheduler_ = std::make_unique<job::Scheduler>(so);
+    server_ = std::make_unique<ChatServer>(config_, scheduler_->Group("logic"));
+    service_ = std::make_unique<net::Service>(config_.ToNetConfig(), [this] { return server_->MakeSession(); });
+    server_->Attach(service_.get());
+    std::string err;
+    ASSERT_TRUE(service_->Start(&err)) << err;
+    ASSERT_TRUE(service_->Listen("127.0.0.1", 0, &err)) << err;
+  }
+  void TearDown() override {
+    if (server_) {
+      EXPECT_TRUE(server_->Shutdown(*scheduler_, 5s));
+    }
+    service_.reset();
+    server_.reset();
+    scheduler_.reset();
+  }
+  bots::FleetOptions Fleet(uint32_t bots, uint32_t rooms, double seconds) const {
+    bots::FleetOptions o;
+    o.port = service_->port();
+    o.bots = bots;
+    o.rooms = rooms;
+    o.rate = 5;
+    o.duration_s = seconds;
+    return o;
+  }
+
+  ChatConfig config_;
+  std::unique_ptr<job::Scheduler> scheduler_;
+  std::unique_ptr<ChatServer> server_;
+  std::unique_ptr<net::Service> service_;
+};
+
+// A blocking client speaking frames, for the precise cases.
+struct RawClient {
+  int fd = -1;
+  explicit RawClient(uint16_t port, int rcvbuf = 0) : fd(nt::ConnectClient(port, true, rcvbuf)) {}
+  ~RawClient() {
+    if (fd >= 0) ::close(fd);
+  }
+  template <typename M>
+  bool Send(const M& msg) {
+    const auto frame = proto::BuildFrame(msg);
+    return nt::SendAll(fd, frame.data(), frame.size());
+  }
+  // The next frame: (id, payload); nullopt on close or after `timeout`.
+  std::optional<std::pair<uint16_t, std::string>> Next(std::chrono::milliseconds timeout = 5s) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return std::nullopt;
+    uint8_t header[4];
+    if (!nt::RecvAll(fd, header, 4)) return std::nullopt;
+    std::string payload(proto::LoadU16(header) - 4u, '\0');
+    if (!payload.empty() && !nt::RecvAll(fd, payload.data(), payload.size())) return std::nullopt;
+    return std::make_pair(proto::LoadU16(header + 2), payload);
+  }
+  // Skips frames until one with `id` arrives; false on close or timeout.
+  template <typename M>
+  bool Expect(uint16_t id, M& out, std::chrono::milliseconds timeout = 5s) {
+    const auto until = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < until) {
+      auto f = Next(timeout);
+      if (!f) return false;
+      if (f->first == id) return out.ParseFromString(f->second);
+    }
+    return false;
+  }
+  ErrorCode Login(const std::string& nick) {
+    keel::chat::Login login;
+    login.set_nickname(nick);
+    Send(login);
+    LoginResult r;
+    if (!Expect(kLoginResultId, r)) return static_cast<ErrorCode>(-1);
+    return r.error();
+  }
+};
+
+TEST_F(ChatFixture, FiftyBotsInFiveRoomsGetEveryMessageOnceInOrder) {
+  Start();
+  const bots::FleetReport r = bots::RunFleet(Fleet(50, 5, 2));
+  EXPECT_EQ(r.logins_ok, 50u);
+  EXPECT_GT(r.sent, 0u);
+  EXPECT_EQ(r.own_echoes, r.sent);
+  EXPECT_EQ(r.deliveries.lost, 0u);
+  EXPECT_EQ(r.deliveries.duplicates, 0u);
+  EXPECT_EQ(r.deliveries.delivered, r.sent * 10) << "each message reaches the 10 members of its room";
+  EXPECT_EQ(r.kicks + r.disconnects + r.server_errors, 0u);
+}
+
+TEST_F(ChatFixture, DuplicateNicknameIsRefused) {
+  Start();
+  RawClient a(service_->port()), b(service_->port());
+  EXPECT_EQ(a.Login("alice"), ERROR_NONE);
+  EXPECT_EQ(b.Login("alice"), ERROR_NICKNAME_TAKEN);
+  EXPECT_EQ(b.Login("alice2"), ERROR_NONE) << "a refused login may try another name";
+}
+
+TEST_F(ChatFixture, InvalidNicknamesAreRefused) {
+  Start();
+  RawClient a(service_->port());
+  EXPECT_EQ(a.Login(""), ERROR_NICKNAME_INVALID);
+  EXPECT_EQ(a.Login("x"), ERROR_NICKNAME_INVALID);
+  EXPECT_EQ(a.Login("bad\x01name"), ERROR_NICKNAME_INVALID);
+  EXPECT_EQ(a.Login("waytoolongnickname-really"), ERROR_NICKNAME_INVALID);
+  EXPECT_EQ(a.Login("fine"), ERROR_NONE);
+}
+
+TEST_F(ChatFixture, WhisperReachesOnlyItsTarget) {
+  Start();
+  RawClient a(service_->port()), b(service_->port()), c(service_->port());
+  ASSERT_EQ(a.Login("anna"), ERROR_NONE);
+  ASSERT_EQ(b.Login("bert"), ERROR_NONE);
+  ASSERT_EQ(c.Login("carl"), ERROR_NONE);
+  Whisper w;
+  w.set_to("bert");
+  w.set_text("psst");
+  a.Send(w);
+  WhisperMessage got;
+  ASSERT_TRUE(b.Expect(kWhisperMessageId, got));
+  EXPECT_EQ(got.from(), "anna");
+  EXPECT_EQ(got.text(), "psst");
+  // carl's next frame is the answer to his own heartbeat: nothing came before it.
+  Heartbeat hb;
+  hb.set_nonce(42);
+  c.Send(hb);
+  auto f = c.Next();
+  ASSERT_TRUE(f.has_value());
+  EXPECT_EQ(f->first, kHeartbeatAckId);
+  w.set_to("nobody");
+  a.Send(w);
+  Error e;
+  ASSERT_TRUE(a.Expect(kErrorId, e));
+  EXPECT_EQ(e.code(), ERROR_USER_NOT_FOUND);
+}
+
+TEST_F(ChatFixture, MalformedBotsAreKickedAndNobodyElseLosesAnything) {
+  Start();
+  auto o = Fleet(30, 3, 2);
+  o.scenario = "malformed";
+  const bots::FleetReport r = bots::RunFleet(o);
+  EXPECT_EQ(r.malformed_bots, 3u);
+  EXPECT_EQ(r.malformed_kicked, 3u);
+  EXPECT_EQ(r.logins_ok, 27u);
+  EXPECT_EQ(r.own_echoes, r.sent);
+  EXPECT_EQ(r.deliveries.lost + r.deliveries.duplicates, 0u);
+  EXPECT_EQ(r.kicks + r.disconnects, 0u) << "a well-behaved bot was dropped";
+  EXPECT_EQ(service_->stats().Disconnects(net::DisconnectReason::kProtocolError), 3u);
+}
+
+TEST_F(ChatFixture, NeverReadingClientIsDroppedAsSlowConsumerOthersKeepP99) {
+  ChatConfig config;
+  config.send_soft_limit = 64 * 1024;
+  config.send_soft_grace_ms = 500;
+  config.send_hard_limit = 256 * 1024;
+  config.socket_send_buffer = 16 * 1024;
+  Start(config);
+  RawClient slow(service_->port(), 4096);
+  ASSERT_EQ(slow.Login("sloth"), ERROR_NONE);
+  CreateRoom create;
+  create.set_name("room0");
+  slow.Send(create);
+  RoomJoined joined;
+  ASSERT_TRUE(slow.Expect(kRoomJoinedId, joined));
+  // From now on `slow` never reads.
+  auto o = Fleet(30, 1, 4);
+  o.rate = 10;
+  o.text_bytes = 400;
+  const bots::FleetReport r = bots::RunFleet(o);
+  EXPECT_TRUE(nt::WaitFor([&] { return service_->stats().Disconnects(net::DisconnectReason::kSlowConsumer) >= 1; }, 10s));
+  EXPECT_EQ(r.own_echoes, r.sent);
+  EXPECT_EQ(r.deliveries.lost + r.deliveries.duplicates, 0u);
+  EXPECT_EQ(r.kicks + r.disconnects, 0u);
+  EXPECT_LT(r.latency_ns.Percentile(0.99), 250'000'000u) << "p99 over 250 ms";
+}
+
+// The real program: SIGTERM in the middle of a run. Every message a sender
+// saw acknowledged reached every member present, and the exit code is 0.
+TEST(ChatServerProcess, SigtermMidRunDeliversEveryAcknowledgedMessageAndExitsZero) {
+  int out[2];
+  ASSERT_EQ(::pipe(out), 0);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::dup2(out[1], STDOUT_FILENO);
+    ::close(out[0]);
+    ::execl(KEEL_CHAT_SERVER_PATH, KEEL_CHAT_SERVER_PATH, "--host", "127.0.0.1", "--port", "0",
+            "--stats-interval", "0", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  FILE* child_out = ::fdopen(out[0], "r");
+  char line[256] = {};
+  unsigned port = 0;
+  while (port == 0 && std::fgets(line, sizeof line, child_out) != nullptr) {
+    std::sscanf(line, "listening on port %u", &port);
+  }
+  ASSERT_NE(port, 0u) << "the server did not start";
+  bots::FleetOptions o;
+  o.port = static_cast<uint16_t>(port);
+  o.bots = 20;
+  o.rooms = 2;
+  o.rate = 10;
+  o.duration_s = 3;
+  o.drain_s = 1;
+  o.on_ready = [pid] {
+    std::thread([pid] {
+      std::this_thread::sleep_for(1s);
+      ::kill(pid, SIGTERM);
+    }).detach();
+  };
+  const bots::FleetReport r = bots::RunFleet(o);
+  int status = 0;
+  pid_t waited = 0;
+  for (int i = 0; i < 100 && waited == 0; ++i) {
+    waited = ::waitpid(pid, &status, WNOHANG);
+    if (waited == 0) std::this_thread::sleep_for(100ms);
+  }
+  if (waited == 0) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+    FAIL() << "the server did not exit within 10 s of SIGTERM";
+  }
+  std::fclose(child_out);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(r.logins_ok, 20u);
+  EXPECT_GT(r.own_echoes, 0u);
+  EXPECT_EQ(r.deliveries.lost, 0u) << "an acknowledged message missed a member";
+  EXPECT_EQ(r.deliveries.duplicates, 0u);
+}
+
+}  // namespace
+}  // namespace keel::chat
