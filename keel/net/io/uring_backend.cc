@@ -48,6 +48,7 @@
 #include <netinet/in.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -485,6 +486,7 @@ void UringBackend::Reap(std::size_t limit) {
 std::size_t UringBackend::Wait(std::span<Completion> out, int timeout_ms) {
   using Clock = std::chrono::steady_clock;
   const auto deadline = Clock::now() + std::chrono::milliseconds(std::max(timeout_ms, 0));
+  if (out.empty()) timeout_ms = 0;  // nothing could be handed out: only submit
   std::size_t n = 0;
   for (;;) {
     if (!wake_armed_) ArmWake();
@@ -609,7 +611,10 @@ bool SelfTestSteps(std::string* reason) {
 bool UringSelfTest(std::string* reason) {
   std::string local;
   std::string* why = reason != nullptr ? reason : &local;
-  return SelfTestSteps(why);
+  if (SelfTestSteps(why)) return true;
+  utsname u{};
+  if (uname(&u) == 0) *why += std::string(" [kernel ") + u.release + "]";
+  return false;
 }
 
 std::unique_ptr<Backend> MakeUringBackend(unsigned entries, std::string* error) {
