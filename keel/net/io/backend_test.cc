@@ -406,9 +406,16 @@ TEST_P(BackendTest, RepeatedWakesCoalesceAndAreConsumed) {
   auto start = Clock::now();
   EXPECT_EQ(backend_->Wait(out, 2000), 0u);
   EXPECT_LT(Clock::now() - start, milliseconds(1500));
-  start = Clock::now();  // consumed: the next wait runs to its timeout
-  EXPECT_EQ(backend_->Wait(out, 100), 0u);
-  EXPECT_GE(Clock::now() - start, milliseconds(50));
+  // Consumed: a later wait runs to its timeout. One of three, not the first:
+  // a Wait may end early for no reason (epoll_wait gets EINTR when io_uring
+  // task work of a ring that this thread closed arrives without COOP_TASKRUN).
+  bool slept = false;
+  for (int i = 0; i < 3 && !slept; ++i) {
+    start = Clock::now();
+    EXPECT_EQ(backend_->Wait(out, 100), 0u);
+    slept = Clock::now() - start >= milliseconds(50);
+  }
+  EXPECT_TRUE(slept) << "a consumed wake still ends every Wait";
   backend_->Wake();  // and a later wake still works
   start = Clock::now();
   EXPECT_EQ(backend_->Wait(out, 2000), 0u);
@@ -438,7 +445,7 @@ TEST_P(BackendTest, ThousandOpsInFlightCompleteExactlyOnce) {
   std::memset(payload, 'p', sizeof(payload));
   iovec iov{payload, sizeof(payload)};
   std::map<uint64_t, int> count;
-  for (int i = 0; i < kPairs; ++i) {
+  for (std::size_t i = 0; i < kPairs; ++i) {
     const uint64_t base = uint64_t(i) * 4;
     b->Recv(pairs[i].a.get(), bufs[2 * i].data(), 32, base + 0);
     b->Recv(pairs[i].b.get(), bufs[2 * i + 1].data(), 32, base + 1);
