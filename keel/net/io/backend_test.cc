@@ -463,6 +463,27 @@ TEST_P(BackendTest, ThousandOpsInFlightCompleteExactlyOnce) {
   EXPECT_TRUE(Collect(SIZE_MAX, milliseconds(150), b.get()).empty());
 }
 
+// An IoLoop builds its backend on the starting thread, then runs it on its own.
+TEST_P(BackendTest, RunsOnAThreadOtherThanItsCreator) {
+  ASSERT_NE(backend_, nullptr);
+  Listener l;
+  std::vector<Completion> got;
+  std::thread loop([&] {
+    backend_->Accept(l.fd.get(), 1);
+    ScopedFd client = ConnectTo(l);
+    got = Collect(1);
+    if (got.size() == 1 && got[0].result >= 0) close(got[0].result);
+    backend_->Cancel(l.fd.get());
+    std::vector<Completion> last = Collect(1);
+    got.insert(got.end(), last.begin(), last.end());
+  });
+  loop.join();
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_GE(got[0].result, 0) << std::strerror(-got[0].result);
+  EXPECT_TRUE(got[0].more);
+  EXPECT_FALSE(got[1].more);
+}
+
 TEST_P(BackendTest, DestroyWithOpsInFlightDoesNotHang) {
   Listener l;
   TcpPair p = MakePair(l);

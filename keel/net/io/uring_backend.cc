@@ -36,7 +36,9 @@
 //     asked for and dropped on -EINVAL (older kernels). With SINGLE_ISSUER the
 //     ring starts disabled (R_DISABLED) and is enabled by the first thread
 //     that enters it, since the IoLoop may build its backend on another
-//     thread than the one it runs on.
+//     thread than the one it runs on. Ops are started and Wait() called on
+//     that thread only; the destructor may run elsewhere, but then it cannot
+//     drain ops still in flight (the kernel refuses a second issuer).
 //   - Probing: opcodes through io_uring_get_probe_ring (5.6+ required:
 //     ACCEPT, CONNECT, RECV, SENDMSG, READ, ASYNC_CANCEL); IORING_OP_SOCKET
 //     (5.19) stands for "multishot accept and cancel-by-fd exist", which came
@@ -218,8 +220,9 @@ UringBackend::~UringBackend() {
     if (event_fd_ >= 0) close(event_fd_);
     return;
   }
-  // Stop the kernel from touching lent buffers before returning.
-  if (live_ > 0 && EnsureEnabled()) {
+  // Stop the kernel from touching lent buffers before returning. A ring never
+  // entered (still R_DISABLED) has submitted nothing: no need to enable it.
+  if (live_ > 0 && enabled_) {
     for (uint32_t i : accepts_) ops_[i].cancelled = true;
     if (cancel_fd_) {
       if (io_uring_sqe* sqe = GetSqe()) {
