@@ -34,7 +34,14 @@ IoLoop::IoLoop(uint32_t index, const NetConfig& config, std::unique_ptr<internal
                std::shared_ptr<NetCounters> counters)
     : index_(index), config_(config), backend_(std::move(backend)), counters_(std::move(counters)) {}
 
-IoLoop::~IoLoop() = default;
+IoLoop::~IoLoop() {
+  // Work posted after Run() returned (an accepted fd handed over by loop 0
+  // while this loop was finishing, a late Connect): run it here, stopping, so
+  // fds are closed and sessions finalized. The threads are joined by now.
+  stopping_ = true;
+  while (RunPosted()) {
+  }
+}
 
 // ---- posting (any thread) ----
 

@@ -104,7 +104,13 @@ void Listener::HandOff(int fd) {
   if (target == loop_) {
     target->AcceptedOnLoop(factory_(), fd);
   } else {
-    target->Post([target, factory = &factory_, fd] { target->AcceptedOnLoop((*factory)(), fd); });
+    target->Post([target, factory = &factory_, fd] {
+      if (target->stopping()) {
+        ::close(fd);  // the target loop is shutting down (or already gone: ~IoLoop drains)
+        return;
+      }
+      target->AcceptedOnLoop((*factory)(), fd);
+    });
   }
   // This connection is kept; the next ones wait until fds are free again.
   if (reserve_reached) PauseOnLoop("fd reserve reached");

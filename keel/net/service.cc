@@ -173,8 +173,8 @@ void Service::Stop() {
     KEEL_LOG_ERROR("net: io thread failed: {}", e.what());
   }
   m.threads.reset();
+  m.loops.clear();  // drains late posted work, which may still name the listener
   m.listener.reset();
-  m.loops.clear();
   KEEL_LOG_INFO("net: stopped");
 }
 

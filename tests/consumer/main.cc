@@ -3,6 +3,7 @@
 #include <keel/core/lock_guard.h>
 #include <keel/core/spin_lock.h>
 #include <keel/core/thread_group.h>
+#include <keel/net/service.h>
 #include <keel/proto/message_codec.h>
 #include <keel/proto/packet_framer.h>
 
@@ -59,6 +60,25 @@ bool ProtocolWorks() {
          player->name == "ada" && game::kMoveId == 2;
 }
 
+class NullSession final : public keel::net::Session {
+ protected:
+  std::size_t OnRecv(std::span<const uint8_t> bytes) override { return bytes.size(); }
+};
+
+// keel::net links from the installed package (its io_uring backend, when
+// built in, pulls liburing by name).
+bool NetWorks() {
+  keel::net::NetConfig cfg;
+  cfg.backend = keel::net::IoBackend::kAuto;
+  keel::net::Service svc(cfg, [] { return keel::net::MakeRef<NullSession>(); });
+  std::string err;
+  const bool ok = svc.Start(&err) && svc.Listen("127.0.0.1", 0, &err) && svc.port() != 0;
+  std::printf("net=%s backend=%s %s\n", ok ? "ok" : "failed", std::string(svc.stats().backend).c_str(), err.c_str());
+  svc.Stop();
+  const auto buf = keel::net::SendBuffer::Copy(std::span<const uint8_t>());
+  return ok && buf->size() == 0;
+}
+
 }  // namespace
 
-int main() { return LocksWork() && ProtocolWorks() ? 0 : 1; }
+int main() { return LocksWork() && ProtocolWorks() && NetWorks() ? 0 : 1; }

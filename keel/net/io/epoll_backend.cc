@@ -47,6 +47,7 @@ struct FdState {
   bool readable = true;  // unknown counts as ready: try, and let EAGAIN say otherwise
   bool writable = true;
   bool queued = false;   // in the try list
+  bool hup = false;      // EPOLLRDHUP/HUP/ERR seen: reads never wait for another edge
   Op read;               // kAccept or kRecv
   Op write;              // kConnect or kSend
 };
@@ -180,6 +181,7 @@ class EpollBackend final : public Backend {
       FdState& s = fds_[idx];
       const uint32_t e = events[i].events;
       if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) s.readable = true;
+      if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) s.hup = true;
       if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) s.writable = true;
       Try(fd, s);
     }
@@ -219,6 +221,12 @@ class EpollBackend final : public Backend {
       s.readable = false;
       return;
     }
+    // A short read drained the socket's receive queue: the next bytes raise a
+    // new edge, so the next Recv waits for it instead of paying a recv that
+    // would only say EAGAIN (one syscall less per message in ping-pong).
+    // Not after a FIN/HUP was reported: its edge is already spent, and the
+    // next read must see the EOF.
+    if (n > 0 && static_cast<std::size_t>(n) < op.len && !s.hup) s.readable = false;
     op.active = false;
     backlog_.push_back({op.user_data, n < 0 ? -errno : static_cast<int32_t>(n), OpKind::kRecv, false});
   }

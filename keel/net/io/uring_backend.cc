@@ -36,7 +36,9 @@
 //     asked for and dropped on -EINVAL (older kernels). With SINGLE_ISSUER the
 //     ring starts disabled (R_DISABLED) and is enabled by the first thread
 //     that enters it, since the IoLoop may build its backend on another
-//     thread than the one it runs on.
+//     thread than the one it runs on. Ops are started and Wait() called on
+//     that thread only; the destructor may run elsewhere, but then it cannot
+//     drain ops still in flight (the kernel refuses a second issuer).
 //   - Probing: opcodes through io_uring_get_probe_ring (5.6+ required:
 //     ACCEPT, CONNECT, RECV, SENDMSG, READ, ASYNC_CANCEL); IORING_OP_SOCKET
 //     (5.19) stands for "multishot accept and cancel-by-fd exist", which came
@@ -48,6 +50,7 @@
 #include <netinet/in.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -217,8 +220,9 @@ UringBackend::~UringBackend() {
     if (event_fd_ >= 0) close(event_fd_);
     return;
   }
-  // Stop the kernel from touching lent buffers before returning.
-  if (live_ > 0 && EnsureEnabled()) {
+  // Stop the kernel from touching lent buffers before returning. A ring never
+  // entered (still R_DISABLED) has submitted nothing: no need to enable it.
+  if (live_ > 0 && enabled_) {
     for (uint32_t i : accepts_) ops_[i].cancelled = true;
     if (cancel_fd_) {
       if (io_uring_sqe* sqe = GetSqe()) {
@@ -485,6 +489,7 @@ void UringBackend::Reap(std::size_t limit) {
 std::size_t UringBackend::Wait(std::span<Completion> out, int timeout_ms) {
   using Clock = std::chrono::steady_clock;
   const auto deadline = Clock::now() + std::chrono::milliseconds(std::max(timeout_ms, 0));
+  if (out.empty()) timeout_ms = 0;  // nothing could be handed out: only submit
   std::size_t n = 0;
   for (;;) {
     if (!wake_armed_) ArmWake();
@@ -609,7 +614,10 @@ bool SelfTestSteps(std::string* reason) {
 bool UringSelfTest(std::string* reason) {
   std::string local;
   std::string* why = reason != nullptr ? reason : &local;
-  return SelfTestSteps(why);
+  if (SelfTestSteps(why)) return true;
+  utsname u{};
+  if (uname(&u) == 0) *why += std::string(" [kernel ") + u.release + "]";
+  return false;
 }
 
 std::unique_ptr<Backend> MakeUringBackend(unsigned entries, std::string* error) {
