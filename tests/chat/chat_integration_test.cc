@@ -205,6 +205,66 @@ TEST_F(ChatFixture, NeverReadingClientIsDroppedAsSlowConsumerOthersKeepP99) {
   EXPECT_LT(r.latency_ns.Percentile(0.99), 250'000'000u) << "p99 over 250 ms";
 }
 
+TEST_F(ChatFixture, LoginDeadlineKicksWithTheReason) {
+  ChatConfig config;
+  config.login_deadline_ms = 100;
+  Start(config);
+  RawClient idle(service_->port());
+  RawClient quick(service_->port());
+  ASSERT_EQ(quick.Login("quick"), ERROR_NONE);
+  std::this_thread::sleep_for(200ms);
+  server_->Tick();
+  Kicked kicked;
+  ASSERT_TRUE(idle.Expect(kKickedId, kicked));
+  EXPECT_EQ(kicked.reason(), "login deadline");
+  EXPECT_FALSE(idle.Next(2s).has_value()) << "the kicked session stays open";
+  Heartbeat hb;
+  quick.Send(hb);
+  HeartbeatAck ack;
+  EXPECT_TRUE(quick.Expect(kHeartbeatAckId, ack)) << "a logged-in session was kicked";
+}
+
+TEST_F(ChatFixture, LongMessagesAndFloodsGetErrorsNotBroadcasts) {
+  ChatConfig config;
+  config.room.max_text_bytes = 16;
+  config.say_per_second = 1;
+  config.say_burst = 2;
+  Start(config);
+  RawClient a(service_->port());
+  ASSERT_EQ(a.Login("anna"), ERROR_NONE);
+  CreateRoom create;
+  create.set_name("lobby");
+  a.Send(create);
+  RoomJoined joined;
+  ASSERT_TRUE(a.Expect(kRoomJoinedId, joined));
+  keel::chat::Say say;
+  say.set_text(std::string(17, 'x'));
+  a.Send(say);
+  Error e;
+  ASSERT_TRUE(a.Expect(kErrorId, e));
+  EXPECT_EQ(e.code(), ERROR_MESSAGE_TOO_LONG);
+  say.set_text("hi");
+  for (int i = 0; i < 3; ++i) a.Send(say);
+  // Errors come from the IO thread, messages from the room: any interleaving.
+  std::vector<uint64_t> seqs;
+  int rate_errors = 0;
+  while (seqs.size() + static_cast<size_t>(rate_errors) < 3) {
+    auto f = a.Next();
+    ASSERT_TRUE(f.has_value());
+    if (f->first == kRoomMessageId) {
+      RoomMessage m;
+      ASSERT_TRUE(m.ParseFromString(f->second));
+      seqs.push_back(m.seq());
+    } else if (f->first == kErrorId) {
+      ASSERT_TRUE(e.ParseFromString(f->second));
+      EXPECT_EQ(e.code(), ERROR_RATE_LIMITED);
+      ++rate_errors;
+    }
+  }
+  EXPECT_EQ(seqs, (std::vector<uint64_t>{1, 2}));
+  EXPECT_EQ(rate_errors, 1);
+}
+
 // The real program: SIGTERM in the middle of a run. Every message a sender
 // saw acknowledged reached every member present, and the exit code is 0.
 TEST(ChatServerProcess, SigtermMidRunDeliversEveryAcknowledgedMessageAndExitsZero) {
