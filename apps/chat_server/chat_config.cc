@@ -68,7 +68,9 @@ std::string LoadToml(const std::string& path, ChatConfig& config) {
     return path + ": " + std::string(e.description());
   }
   auto fields = Fields(config);
-  for (const auto& [key, node] : table) {
+  for (const auto& entry : table) {
+    const auto& key = entry.first;
+    const toml::node& node = entry.second;  // a plain reference: lambdas capture it (clang 14)
     const Field* field = nullptr;
     for (const auto& f : fields) {
       if (Key(f.name) == key.str()) field = &f;
