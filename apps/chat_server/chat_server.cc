@@ -36,7 +36,8 @@ ChatSession::ChatSession(ChatServer& server)
 
 void ChatSession::Kick(const std::string& reason) {
   server_.counters().kicks.fetch_add(1, std::memory_order_relaxed);
-  KEEL_LOG_INFO("kick session {} {} ({}): {}", id(), peer(), nickname_, reason);
+  // No nickname here: Kick may run on any thread, nickname_ is the IO thread's.
+  KEEL_LOG_INFO("kick session {} {}: {}", id(), peer(), reason);
   Kicked kicked;
   kicked.set_reason(reason);
   Send(kicked);
