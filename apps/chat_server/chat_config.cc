@@ -36,6 +36,7 @@ std::vector<Field> Fields(ChatConfig& c) {
       {"history", "messages sent to a member on join", &c.room.history},
       {"max-text-bytes", "message length limit", &c.room.max_text_bytes},
       {"max-rooms", "rooms limit", &c.max_rooms},
+      {"create-rooms", "comma-separated rooms created at start", &c.create_rooms},
       {"login-deadline-ms", "kick sessions not logged in by then", &c.login_deadline_ms},
       {"pre-login-max-frame", "largest frame before login", &c.pre_login_max_frame},
       {"max-frame", "largest frame after login (<= 65535)", &c.max_frame},

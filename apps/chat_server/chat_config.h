@@ -26,6 +26,7 @@ struct ChatConfig {
   NameLimits names;
   RoomLimits room;
   uint32_t max_rooms = 1000;
+  std::string create_rooms;          // comma-separated rooms that exist from the start
   uint32_t login_deadline_ms = 10000;
   uint32_t pre_login_max_frame = 4096;
   uint32_t max_frame = 65535;

@@ -116,7 +116,21 @@ void Room::DropMembers() {
 // ---- ChatServer --------------------------------------------------------------
 
 ChatServer::ChatServer(const ChatConfig& config, job::WorkerGroup& logic)
-    : config_(config), logic_(logic) {}
+    : config_(config), logic_(logic) {
+  std::string_view rest = config_.create_rooms;
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    const std::string name(rest.substr(0, comma));
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    if (!CreateEmptyRoom(name)) KEEL_LOG_WARN("room '{}' not created (invalid name or taken)", name);
+  }
+}
+
+bool ChatServer::CreateEmptyRoom(const std::string& name) {
+  if (CheckRoomName(name, config_.names) != ERROR_NONE) return false;
+  core::MutexLock lock(rooms_mu_);
+  return rooms_.emplace(name, std::make_shared<Room>(logic_, *this, name, config_.room)).second;
+}
 
 ChatServer::~ChatServer() {
   core::MutexLock lock(rooms_mu_);

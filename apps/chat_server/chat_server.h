@@ -102,6 +102,8 @@ class ChatServer final : public ChatHandler<ChatSessionRef> {
   ~ChatServer() override;
 
   net::SessionRef MakeSession();
+  // Creates a room nobody is in yet (config create_rooms); false if invalid or taken.
+  bool CreateEmptyRoom(const std::string& name);
   void Attach(net::Service* service) noexcept { service_ = service; }
 
   // Kicks sessions past the login deadline. Any thread, e.g. once a second.

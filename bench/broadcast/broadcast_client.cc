@@ -12,6 +12,10 @@
 // Speaks the protocol of the server under test (--protocol):
 //   asio   Boost.Asio's chat example: [4 ASCII digits body length][body]
 //   redis  redis-server SUBSCRIBE/PUBLISH (RESP)
+//   keel   keel_chat_server: Keel frames, chat.proto messages (hand-encoded
+//          here, so this client needs no protobuf); the room "bench" must
+//          exist (keel_chat_server --create-rooms bench); the stamp travels
+//          hex-encoded (a proto3 string must be UTF-8)
 // One thread, edge-triggered epoll; pin it with taskset.
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -208,6 +212,108 @@ class Redis final : public Protocol {
   bool AcksPublishes() const override { return true; }
 };
 
+
+// keel_chat_server: [u16 size][u16 id][protobuf], little-endian. Login (1)
+// and JoinRoom (12) to join, Say (20) to publish; RoomMessage (120) carries
+// the body in field 3; RoomJoined (112) confirms the join.
+class KeelChat final : public Protocol {
+ public:
+  std::string Join() override {
+    std::string out;
+    Frame(out, 1, Field1("b" + std::to_string(next_member_++)));
+    Frame(out, 12, Field1("bench"));
+    return out;
+  }
+  void Publish(std::string& out, const std::string& body) override {
+    static const char* hex = "0123456789abcdef";
+    std::string text;
+    for (size_t i = 0; i < sizeof(Stamp); ++i) {
+      const auto b = static_cast<unsigned char>(body[i]);
+      text += hex[b >> 4];
+      text += hex[b & 15];
+    }
+    if (body.size() > text.size()) text.append(body.size() - text.size(), 'x');
+    Frame(out, 20, Field1(text));
+  }
+  bool ParseOne(Member& m, std::string_view& body, bool&, bool& need_more) override {
+    const size_t avail = m.in.size() - m.in_off;
+    if (avail < 4) return need_more = true;
+    const auto* p = reinterpret_cast<const unsigned char*>(m.in.data() + m.in_off);
+    const size_t size = p[0] | (p[1] << 8);
+    const unsigned id = p[2] | (p[3] << 8);
+    if (size < 4) return false;
+    if (avail < size) return need_more = true;
+    std::string_view payload(m.in.data() + m.in_off + 4, size - 4);
+    m.in_off += size;
+    if (id == 112) m.confirmed = true;
+    if (id == 101 || id == 122 || id == 131) return true;  // login result, presence, notice
+    if (id == 132 || id == 133) return false;               // an error or a kick: the run is void
+    if (id != 120) return true;
+    std::string_view text;
+    if (!FindField3(payload, text) || text.size() < 2 * sizeof(Stamp)) return false;
+    decoded_.assign(std::max(text.size() / 2, sizeof(Stamp)), 'x');
+    for (size_t i = 0; i < sizeof(Stamp); ++i) {
+      decoded_[i] = static_cast<char>(Nibble(text[2 * i]) << 4 | Nibble(text[2 * i + 1]));
+    }
+    body = decoded_;
+    return true;
+  }
+  bool AcksPublishes() const override { return false; }
+
+ private:
+  static std::string Varint(uint64_t v) {
+    std::string out;
+    while (v >= 0x80) {
+      out += static_cast<char>((v & 0x7F) | 0x80);
+      v >>= 7;
+    }
+    out += static_cast<char>(v);
+    return out;
+  }
+  static std::string Field1(const std::string& text) { return "\x0A" + Varint(text.size()) + text; }
+  static void Frame(std::string& out, unsigned id, const std::string& payload) {
+    const size_t size = 4 + payload.size();
+    out += static_cast<char>(size & 0xFF);
+    out += static_cast<char>(size >> 8);
+    out += static_cast<char>(id & 0xFF);
+    out += static_cast<char>(id >> 8);
+    out += payload;
+  }
+  static int Nibble(char c) { return c <= '9' ? c - '0' : c - 'a' + 10; }
+  static bool ReadVarint(std::string_view& in, uint64_t& v) {
+    v = 0;
+    for (int shift = 0; shift < 64 && !in.empty(); shift += 7) {
+      const auto b = static_cast<unsigned char>(in[0]);
+      in.remove_prefix(1);
+      v |= static_cast<uint64_t>(b & 0x7F) << shift;
+      if ((b & 0x80) == 0) return true;
+    }
+    return false;
+  }
+  // The string field 3 (RoomMessage.text) of a protobuf message.
+  static bool FindField3(std::string_view in, std::string_view& out) {
+    while (!in.empty()) {
+      uint64_t tag = 0, v = 0;
+      if (!ReadVarint(in, tag)) return false;
+      if ((tag & 7) == 0) {
+        if (!ReadVarint(in, v)) return false;
+      } else if ((tag & 7) == 2) {
+        if (!ReadVarint(in, v) || v > in.size()) return false;
+        if ((tag >> 3) == 3) {
+          out = in.substr(0, v);
+          return true;
+        }
+        in.remove_prefix(v);
+      } else {
+        return false;
+      }
+    }
+    return false;
+  }
+
+  int next_member_ = 0;
+  std::string decoded_;
+};
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -217,7 +323,7 @@ int main(int argc, char** argv) {
   uint32_t window = 16;
   size_t size = 64;
   double seconds = 5, warmup = 1;
-  app.add_option("--protocol", protocol_name)->check(CLI::IsMember({"asio", "redis"}));
+  app.add_option("--protocol", protocol_name)->check(CLI::IsMember({"asio", "redis", "keel"}));
   app.add_option("--port", port)->required();
   app.add_option("--members", members)->check(CLI::Range(1, 15000));
   app.add_option("--publishers", publishers)->check(CLI::Range(1, 64));
@@ -232,6 +338,8 @@ int main(int argc, char** argv) {
   std::unique_ptr<Protocol> protocol;
   if (protocol_name == "asio") {
     protocol = std::make_unique<AsioChat>();
+  } else if (protocol_name == "keel") {
+    protocol = std::make_unique<KeelChat>();
   } else {
     protocol = std::make_unique<Redis>();
   }

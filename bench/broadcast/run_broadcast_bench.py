@@ -2,7 +2,7 @@
 """Room broadcast benchmark: one room, M members, P publishers flat out (each
 with W messages of its own in flight), 64-byte messages; every member gets
 every message. Servers: redis-server PUBLISH/SUBSCRIBE, Boost.Asio's chat
-example as Debian ships it, and Keel's chat server once it exists.
+example as Debian ships it, and Keel's chat server (keel_chat_server).
 Placement "same": server and client on CPU 0; "split": server on 0, client
 on 1. Median of repeats; ratios to redis-server.
 
@@ -36,6 +36,14 @@ def main():
         ("redis-server", "redis", lambda port: ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
                                                   "--save", "", "--appendonly", "no", "--loglevel", "warning"]),
         ("asio chat example", "asio", lambda port: [os.path.join(here, "asio_chat_example"), str(port)]),
+        # Keel with one IO thread and one worker (the peers are single-threaded);
+        # the per-user and per-session rate limits are off for a flat-out publisher.
+        ("keel_chat_server", "keel", lambda port: [
+            os.path.join(args.build, "apps", "chat_server", "keel_chat_server"), "--host", "127.0.0.1",
+            "--port", str(port), "--io-threads", "1", "--worker-threads", "1", "--create-rooms", "bench",
+            "--history", "0", "--max-room-members", "5000", "--say-per-second", "100000000",
+            "--say-burst", "100000000", "--frames-per-second", "0", "--stats-interval", "0",
+            "--log-level", "warn", "--send-hard-limit", "67108864", "--send-soft-limit", "16777216"]),
     ]
     print("| placement | members | server | msgs in/s | deliveries/s | p99 ms | server CPU µs/delivery | deliveries vs redis |")
     print("|---|---:|---|---:|---:|---:|---:|---:|")
