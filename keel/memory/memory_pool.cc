@@ -4,6 +4,10 @@
 #include <cstring>
 #include <new>
 
+#if defined(KEEL_STOMP)
+#include "keel/memory/stomp_allocator.h"
+#endif
+
 namespace keel::memory {
 namespace {
 
@@ -119,6 +123,16 @@ void* MemoryPool::Allocate(std::size_t size) {
   }
   const std::size_t index = ClassOf(size);
   SizeClass& sc = classes_[index];
+#if defined(KEEL_STOMP)
+  // Stomp build: every pooled block gets its own pages against a guard page,
+  // and freed blocks are never reused, so use-after-free and overflow fault.
+  void* stomped = StompAllocator::Allocate(size);
+  const std::size_t in_use = sc.in_use.fetch_add(1, std::memory_order_relaxed) + 1;
+  std::size_t high = sc.peak.load(std::memory_order_relaxed);
+  while (in_use > high && !sc.peak.compare_exchange_weak(high, in_use, std::memory_order_relaxed)) {
+  }
+  return stomped;
+#else
   Node* node = Pop(sc);
   while (node == nullptr) {
     if (!Refill(index)) throw std::bad_alloc();
@@ -130,6 +144,7 @@ void* MemoryPool::Allocate(std::size_t size) {
   while (now > peak && !sc.peak.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
   }
   return node;
+#endif
 }
 
 void MemoryPool::Deallocate(void* ptr, std::size_t size) noexcept {
@@ -140,8 +155,12 @@ void MemoryPool::Deallocate(void* ptr, std::size_t size) noexcept {
   }
   SizeClass& sc = classes_[ClassOf(size)];
   sc.in_use.fetch_sub(1, std::memory_order_relaxed);
+#if defined(KEEL_STOMP)
+  StompAllocator::Deallocate(ptr, size);
+#else
   sc.cached.fetch_add(1, std::memory_order_relaxed);
   Push(sc, new (ptr) Node{});
+#endif
 }
 
 ClassStats MemoryPool::Stats(std::size_t class_index) const {

@@ -14,6 +14,9 @@
 // returned to the OS while the pool lives, so reading a popped node's next
 // is always a mapped read (possibly stale, then the CAS fails).
 //
+// Debug builds with the CMake option KEEL_STOMP send every pooled block to
+// StompAllocator (guard pages, never reused) instead of the free lists.
+//
 // Not done yet: per-thread caches (see docs/memory.md).
 
 #include <array>
