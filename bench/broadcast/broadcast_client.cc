@@ -239,8 +239,8 @@ class KeelChat final : public Protocol {
     const size_t avail = m.in.size() - m.in_off;
     if (avail < 4) return need_more = true;
     const auto* p = reinterpret_cast<const unsigned char*>(m.in.data() + m.in_off);
-    const size_t size = p[0] | (p[1] << 8);
-    const unsigned id = p[2] | (p[3] << 8);
+    const size_t size = static_cast<size_t>(p[0]) | (static_cast<size_t>(p[1]) << 8);
+    const unsigned id = static_cast<unsigned>(p[2]) | (static_cast<unsigned>(p[3]) << 8);
     if (size < 4) return false;
     if (avail < size) return need_more = true;
     std::string_view payload(m.in.data() + m.in_off + 4, size - 4);
