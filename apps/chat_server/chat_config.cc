@@ -38,6 +38,8 @@ std::vector<Field> Fields(ChatConfig& c) {
       {"max-rooms", "rooms limit", &c.max_rooms},
       {"create-rooms", "comma-separated rooms created at start", &c.create_rooms},
       {"login-deadline-ms", "kick sessions not logged in by then", &c.login_deadline_ms},
+      {"idle-timeout-ms", "kick sessions that send nothing (heartbeats count) this long; 0: never",
+       &c.idle_timeout_ms},
       {"pre-login-max-frame", "largest frame before login", &c.pre_login_max_frame},
       {"max-frame", "largest frame after login (<= 65535)", &c.max_frame},
       {"say-per-second", "per-user message rate", &c.say_per_second},

@@ -28,6 +28,7 @@ struct ChatConfig {
   uint32_t max_rooms = 1000;
   std::string create_rooms;          // comma-separated rooms that exist from the start
   uint32_t login_deadline_ms = 10000;
+  uint32_t idle_timeout_ms = 60000;  // no frame at all (heartbeats count) for this long: kicked; 0: never
   uint32_t pre_login_max_frame = 4096;
   uint32_t max_frame = 65535;
   uint32_t say_per_second = 20;      // per user

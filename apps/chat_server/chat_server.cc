@@ -30,88 +30,34 @@ ChatSession::ChatSession(ChatServer& server)
     : PacketSession(ChatProtocolTable(), PreLoginLimits(server.config()), &server.proto_stats()),
       server_(server),
       connected_at_ns_(NowNs()),
+      last_frame_ns_(connected_at_ns_),
       say_rate_(server.config().say_per_second, server.config().say_burst) {
   SetState(kPreLogin);
 }
 
-void ChatSession::Kick(const std::string& reason) {
+bool ChatSession::Kick(const std::string& reason, net::DisconnectReason how, uint32_t flush_timeout_ms) {
+  if (kicked_.exchange(true, std::memory_order_acq_rel)) return false;
   server_.counters().kicks.fetch_add(1, std::memory_order_relaxed);
   // No nickname here: Kick may run on any thread, nickname_ is the IO thread's.
   KEEL_LOG_INFO("kick session {} {}: {}", id(), peer(), reason);
   Kicked kicked;
   kicked.set_reason(reason);
+  // If even the notice would pass the hard limit, the net layer drops the
+  // session at once (kSlowConsumer) and the notice is lost; the
+  // DisconnectAfterFlush below is then a no-op.
   Send(kicked);
-  DisconnectAfterFlush(net::DisconnectReason::kLocalClose);
+  DisconnectAfterFlush(how, flush_timeout_ms);
+  return true;
 }
 
 void ChatSession::OnConnected() { server_.OnOpened(*this); }
 
 proto::RejectReason ChatSession::OnFrame(const proto::Frame& frame) {
+  last_frame_ns_.store(NowNs(), std::memory_order_relaxed);  // only a time: no ordering needed
   return server_.Dispatch(ChatSessionRef(this), frame);
 }
 
 void ChatSession::OnDisconnected(net::DisconnectReason /*reason*/) { server_.OnClosed(*this); }
-
-// ---- Room --------------------------------------------------------------------
-
-Room::Room(job::WorkerGroup& group, ChatServer& server, std::string name, RoomLimits limits)
-    : JobQueue(group, "room:" + name), server_(server), state_(std::move(name), limits) {}
-
-void Room::Broadcast(const net::SendBufferRef& buf, uint64_t except_user) {
-  for (const auto& [id, member] : members_) {
-    if (id != except_user) member->Send(buf);
-  }
-}
-
-void Room::Join(ChatSessionRef session) {
-  RoomJoined joined;
-  const ErrorCode err = state_.Join(session->user_id(), session->nickname(), joined);
-  if (err != ERROR_NONE) {
-    server_.SendError(*session, err, state_.name());
-    return;
-  }
-  Presence presence;
-  presence.set_room(state_.name());
-  presence.set_nickname(session->nickname());
-  presence.set_joined(true);
-  Broadcast(proto::BuildSendBuffer(presence), 0);
-  members_.emplace(session->user_id(), session);
-  size_.store(static_cast<uint32_t>(members_.size()), std::memory_order_relaxed);
-  session->Send(joined);
-}
-
-void Room::Leave(ChatSessionRef session, bool notify) {
-  if (state_.Leave(session->user_id()) != ERROR_NONE) return;
-  members_.erase(session->user_id());
-  size_.store(static_cast<uint32_t>(members_.size()), std::memory_order_relaxed);
-  if (notify) {
-    RoomLeft left;
-    left.set_room(state_.name());
-    session->Send(left);
-  }
-  Presence presence;
-  presence.set_room(state_.name());
-  presence.set_nickname(session->nickname());
-  presence.set_joined(false);
-  Broadcast(proto::BuildSendBuffer(presence), 0);
-}
-
-void Room::Say(ChatSessionRef session, keel::chat::Say say) {
-  RoomMessage out;
-  if (const ErrorCode err = state_.Say(session->user_id(), say, out); err != ERROR_NONE) {
-    server_.SendError(*session, err, state_.name());
-    return;
-  }
-  // Serialized once; every member's send queue holds the same buffer.
-  const net::SendBufferRef buf = proto::BuildSendBuffer(out);
-  Broadcast(buf, 0);
-  server_.counters().deliveries_out.fetch_add(members_.size(), std::memory_order_relaxed);
-}
-
-void Room::DropMembers() {
-  members_.clear();
-  size_.store(0, std::memory_order_relaxed);
-}
 
 // ---- ChatServer --------------------------------------------------------------
 
@@ -291,24 +237,15 @@ void ChatServer::OnClosed(ChatSession& session) {
   }
 }
 
-void ChatServer::Tick() {
-  const int64_t deadline_ns = NowNs() - int64_t{config_.login_deadline_ms} * 1'000'000;
-  std::vector<ChatSessionRef> late;
-  {
-    core::MutexLock lock(users_mu_);
-    for (const auto& [id, s] : sessions_) {
-      if (s->user_id() == 0 && s->connected_at_ns() < deadline_ns) late.push_back(s);
-    }
-  }
-  for (auto& s : late) s->Kick("login deadline");
-}
-
 bool ChatServer::Shutdown(job::Scheduler& scheduler, std::chrono::milliseconds deadline) {
   const auto until = std::chrono::steady_clock::now() + deadline;
   shutting_down_.store(true, std::memory_order_release);
   if (service_ != nullptr) service_->StopAccepting();
   // Every message already accepted (posted to its room) is broadcast before
   // anyone is told to go: drain the rooms first.
+  // A Say that passed the ShuttingDown() check just before the flag was set
+  // and is posted after this point is refused by the scheduler: it is never
+  // broadcast, so its sender never sees it back (not acknowledged).
   scheduler.Shutdown(job::StopMode::kDrain);
   std::vector<ChatSessionRef> all;
   {

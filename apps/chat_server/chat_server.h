@@ -7,7 +7,7 @@
 // Threads: handlers run on the session's IO thread; login uniqueness and the
 // room directory are guarded by mutexes; a room's state is touched only by
 // its own jobs. Tick() and the counters may be called from any thread;
-// Shutdown() from the owner (main) only. Order and reasons: docs/chat.md.
+// Shutdown() by the owner (main) only. Order and reasons: docs/chat.md.
 
 #include <atomic>
 #include <chrono>
@@ -42,12 +42,18 @@ class ChatSession : public proto::PacketSession {
 
   explicit ChatSession(ChatServer& server);
 
-  // Sends `reason` as a Kicked notice, then closes once it is written.
-  void Kick(const std::string& reason);
+  // Sends `reason` as a Kicked notice, then closes once it is written or
+  // after `flush_timeout_ms` (`how` is the reason the net layer counts).
+  // Only the first kick of a session acts; returns false for later ones.
+  // Any thread.
+  bool Kick(const std::string& reason, net::DisconnectReason how = net::DisconnectReason::kLocalClose,
+            uint32_t flush_timeout_ms = 1000);
 
   uint64_t user_id() const noexcept { return user_id_.load(std::memory_order_acquire); }
   const std::string& nickname() const noexcept { return nickname_; }  // after login
   int64_t connected_at_ns() const noexcept { return connected_at_ns_; }
+  // Steady-clock time of the last frame received (any frame, heartbeats too).
+  int64_t last_frame_ns() const noexcept { return last_frame_ns_.load(std::memory_order_relaxed); }
 
  protected:
   void OnConnected() override;
@@ -63,6 +69,9 @@ class ChatSession : public proto::PacketSession {
   std::atomic<uint64_t> user_id_{0};
   std::string nickname_;
   std::shared_ptr<Room> room_;  // IO thread only
+  std::atomic<int64_t> last_frame_ns_;     // written on the IO thread, read by Tick
+  std::atomic<int64_t> over_soft_since_ns_{0};  // Tick: queue over the soft limit since (0: not)
+  std::atomic<bool> kicked_{false};
   proto::RateLimiter say_rate_;
 };
 
@@ -72,7 +81,9 @@ struct ChatCounters {
   std::atomic<uint64_t> logins{0};
   std::atomic<uint64_t> messages_in{0};    // Say + Whisper accepted
   std::atomic<uint64_t> deliveries_out{0}; // RoomMessage queued on members
-  std::atomic<uint64_t> kicks{0};
+  std::atomic<uint64_t> kicks{0};          // every Kicked notice, any reason
+  std::atomic<uint64_t> idle_kicks{0};
+  std::atomic<uint64_t> slow_consumer_kicks{0};
   std::atomic<uint64_t> errors{0};         // Error replies
 };
 
@@ -106,8 +117,14 @@ class ChatServer final : public ChatHandler<ChatSessionRef> {
   bool CreateEmptyRoom(const std::string& name);
   void Attach(net::Service* service) noexcept { service_ = service; }
 
-  // Kicks sessions past the login deadline. Any thread, e.g. once a second.
+  // Kicks sessions past the login deadline, silent past the idle timeout,
+  // or over the send soft limit for half its grace (session_watch.cc). Any
+  // thread, every 200 ms or so; `now_ns` is the steady clock.
+  void Tick(int64_t now_ns);
   void Tick();
+  // Queues a room broadcast on `member`, or kicks it as a slow consumer
+  // (with a notice) when the buffer would bring it near the hard limit.
+  bool SendToMember(ChatSession& member, const net::SendBufferRef& buf);
   // Graceful shutdown: see docs/chat.md. Returns true if every session
   // closed within the deadline.
   bool Shutdown(job::Scheduler& scheduler, std::chrono::milliseconds deadline);
@@ -136,6 +153,7 @@ class ChatServer final : public ChatHandler<ChatSessionRef> {
   void OnOpened(ChatSession& session);
   void OnClosed(ChatSession& session);
   void LeaveCurrentRoom(ChatSession& session, bool notify);
+  void KickSlowConsumer(ChatSession& session);
 
   const ChatConfig config_;
   job::WorkerGroup& logic_;

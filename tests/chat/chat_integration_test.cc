@@ -14,98 +14,15 @@
 #include <string>
 #include <thread>
 
-#include "apps/bots/fleet.h"
-#include "apps/chat_server/chat_server.h"
-#include "keel/job/scheduler.h"
-#include "keel/net/service.h"
-#include "keel/net/testing/net_test_util.h"
+#include "tests/chat/chat_fixture.h"
 
 namespace keel::chat {
 namespace {
 
 using namespace std::chrono_literals;
 namespace nt = keel::net::testing;
-
-class ChatFixture : public ::testing::Test {
- protected:
-  void Start(ChatConfig config = {}) {
-    config_ = config;
-    job::SchedulerOptions so;
-    so.groups.push_back({.name = "logic", .threads = 2, .cpus = {}});
-    scheduler_ = std::make_unique<job::Scheduler>(so);
-    server_ = std::make_unique<ChatServer>(config_, scheduler_->Group("logic"));
-    service_ = std::make_unique<net::Service>(config_.ToNetConfig(), [this] { return server_->MakeSession(); });
-    server_->Attach(service_.get());
-    std::string err;
-    ASSERT_TRUE(service_->Start(&err)) << err;
-    ASSERT_TRUE(service_->Listen("127.0.0.1", 0, &err)) << err;
-  }
-  void TearDown() override {
-    if (server_) {
-      EXPECT_TRUE(server_->Shutdown(*scheduler_, 5s));
-    }
-    service_.reset();
-    server_.reset();
-    scheduler_.reset();
-  }
-  bots::FleetOptions Fleet(uint32_t bots, uint32_t rooms, double seconds) const {
-    bots::FleetOptions o;
-    o.port = service_->port();
-    o.bots = bots;
-    o.rooms = rooms;
-    o.rate = 5;
-    o.duration_s = seconds;
-    return o;
-  }
-
-  ChatConfig config_;
-  std::unique_ptr<job::Scheduler> scheduler_;
-  std::unique_ptr<ChatServer> server_;
-  std::unique_ptr<net::Service> service_;
-};
-
-// A blocking client speaking frames, for the precise cases.
-struct RawClient {
-  int fd = -1;
-  explicit RawClient(uint16_t port, int rcvbuf = 0) : fd(nt::ConnectClient(port, true, rcvbuf)) {}
-  ~RawClient() {
-    if (fd >= 0) ::close(fd);
-  }
-  template <typename M>
-  bool Send(const M& msg) {
-    const auto frame = proto::BuildFrame(msg);
-    return nt::SendAll(fd, frame.data(), frame.size());
-  }
-  // The next frame: (id, payload); nullopt on close or after `timeout`.
-  std::optional<std::pair<uint16_t, std::string>> Next(std::chrono::milliseconds timeout = 5s) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return std::nullopt;
-    uint8_t header[4];
-    if (!nt::RecvAll(fd, header, 4)) return std::nullopt;
-    std::string payload(proto::LoadU16(header) - 4u, '\0');
-    if (!payload.empty() && !nt::RecvAll(fd, payload.data(), payload.size())) return std::nullopt;
-    return std::make_pair(proto::LoadU16(header + 2), payload);
-  }
-  // Skips frames until one with `id` arrives; false on close or timeout.
-  template <typename M>
-  bool Expect(uint16_t id, M& out, std::chrono::milliseconds timeout = 5s) {
-    const auto until = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < until) {
-      auto f = Next(timeout);
-      if (!f) return false;
-      if (f->first == id) return out.ParseFromString(f->second);
-    }
-    return false;
-  }
-  ErrorCode Login(const std::string& nick) {
-    keel::chat::Login login;
-    login.set_nickname(nick);
-    Send(login);
-    LoginResult r;
-    if (!Expect(kLoginResultId, r)) return static_cast<ErrorCode>(-1);
-    return r.error();
-  }
-};
+using testing::ChatFixture;
+using testing::RawClient;
 
 TEST_F(ChatFixture, FiftyBotsInFiveRoomsGetEveryMessageOnceInOrder) {
   Start();
@@ -186,6 +103,7 @@ TEST_F(ChatFixture, NeverReadingClientIsDroppedAsSlowConsumerOthersKeepP99) {
   config.send_hard_limit = 256 * 1024;
   config.socket_send_buffer = 16 * 1024;
   Start(config);
+  StartTicker();
   RawClient slow(service_->port(), 4096);
   ASSERT_EQ(slow.Login("sloth"), ERROR_NONE);
   CreateRoom create;
@@ -199,6 +117,7 @@ TEST_F(ChatFixture, NeverReadingClientIsDroppedAsSlowConsumerOthersKeepP99) {
   o.text_bytes = 400;
   const bots::FleetReport r = bots::RunFleet(o);
   EXPECT_TRUE(nt::WaitFor([&] { return service_->stats().Disconnects(net::DisconnectReason::kSlowConsumer) >= 1; }, 10s));
+  EXPECT_EQ(server_->counters().slow_consumer_kicks.load(), 1u) << "kicked by the server, with a notice";
   EXPECT_EQ(r.own_echoes, r.sent);
   EXPECT_EQ(r.deliveries.lost + r.deliveries.duplicates, 0u);
   EXPECT_EQ(r.kicks + r.disconnects, 0u);

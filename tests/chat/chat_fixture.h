@@ -1,0 +1,122 @@
+#pragma once
+// The chat integration tests' common parts: ChatFixture (an in-process
+// ChatServer on 127.0.0.1, an ephemeral port, an optional ticker) and
+// RawClient (a blocking socket speaking frames, for the precise cases).
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "apps/bots/fleet.h"
+#include "apps/chat_server/chat_server.h"
+#include "keel/job/scheduler.h"
+#include "keel/net/service.h"
+#include "keel/net/testing/net_test_util.h"
+#include "keel/proto/wire.h"
+
+namespace keel::chat::testing {
+
+namespace nt = keel::net::testing;
+
+class ChatFixture : public ::testing::Test {
+ protected:
+  void Start(ChatConfig config = {}) {
+    config_ = config;
+    job::SchedulerOptions so;
+    so.groups.push_back({.name = "logic", .threads = 2, .cpus = {}});
+    scheduler_ = std::make_unique<job::Scheduler>(so);
+    server_ = std::make_unique<ChatServer>(config_, scheduler_->Group("logic"));
+    service_ = std::make_unique<net::Service>(config_.ToNetConfig(), [this] { return server_->MakeSession(); });
+    server_->Attach(service_.get());
+    std::string err;
+    ASSERT_TRUE(service_->Start(&err)) << err;
+    ASSERT_TRUE(service_->Listen("127.0.0.1", 0, &err)) << err;
+  }
+  // Runs server_->Tick() every 50 ms, as main's loop does every 200 ms.
+  void StartTicker() {
+    ticker_ = std::jthread([this](std::stop_token stop) {
+      while (!stop.stop_requested()) {
+        server_->Tick();
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+    });
+  }
+  void TearDown() override {
+    if (ticker_.joinable()) {
+      ticker_.request_stop();
+      ticker_.join();
+    }
+    if (server_) {
+      EXPECT_TRUE(server_->Shutdown(*scheduler_, std::chrono::seconds(5)));
+    }
+    service_.reset();
+    server_.reset();
+    scheduler_.reset();
+  }
+  bots::FleetOptions Fleet(uint32_t bots, uint32_t rooms, double seconds) const {
+    bots::FleetOptions o;
+    o.port = service_->port();
+    o.bots = bots;
+    o.rooms = rooms;
+    o.rate = 5;
+    o.duration_s = seconds;
+    return o;
+  }
+
+  ChatConfig config_;
+  std::unique_ptr<job::Scheduler> scheduler_;
+  std::unique_ptr<ChatServer> server_;
+  std::unique_ptr<net::Service> service_;
+  std::jthread ticker_;
+};
+
+// A blocking client speaking frames, for the precise cases.
+struct RawClient {
+  int fd = -1;
+  explicit RawClient(uint16_t port, int rcvbuf = 0) : fd(nt::ConnectClient(port, true, rcvbuf)) {}
+  ~RawClient() {
+    if (fd >= 0) ::close(fd);
+  }
+  template <typename M>
+  bool Send(const M& msg) {
+    const auto frame = proto::BuildFrame(msg);
+    return nt::SendAll(fd, frame.data(), frame.size());
+  }
+  // The next frame: (id, payload); nullopt on close or after `timeout`.
+  std::optional<std::pair<uint16_t, std::string>> Next(std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return std::nullopt;
+    uint8_t header[4];
+    if (!nt::RecvAll(fd, header, 4)) return std::nullopt;
+    std::string payload(proto::LoadU16(header) - 4u, '\0');
+    if (!payload.empty() && !nt::RecvAll(fd, payload.data(), payload.size())) return std::nullopt;
+    return std::make_pair(proto::LoadU16(header + 2), payload);
+  }
+  // Skips frames until one with `id` arrives; false on close or timeout.
+  template <typename M>
+  bool Expect(uint16_t id, M& out, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+    const auto until = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < until) {
+      auto f = Next(timeout);
+      if (!f) return false;
+      if (f->first == id) return out.ParseFromString(f->second);
+    }
+    return false;
+  }
+  ErrorCode Login(const std::string& nick) {
+    keel::chat::Login login;
+    login.set_nickname(nick);
+    Send(login);
+    LoginResult r;
+    if (!Expect(kLoginResultId, r)) return static_cast<ErrorCode>(-1);
+    return r.error();
+  }
+};
+
+}  // namespace keel::chat::testing

@@ -1,0 +1,142 @@
+// The chat server's kicks over 127.0.0.1 (issue 7): the idle timeout, and
+// slow consumers kicked with a notice while everyone else loses nothing.
+// Timing bounds are generous (loaded machines, sanitizers): the tests assert
+// what happens, never how fast.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include "tests/chat/chat_fixture.h"
+
+namespace keel::chat {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::ChatFixture;
+using testing::RawClient;
+namespace nt = keel::net::testing;
+
+TEST_F(ChatFixture, IdleTimeoutKicksASilentClientButNotAnActiveOne) {
+  ChatConfig config;
+  config.idle_timeout_ms = 3000;
+  Start(config);
+  StartTicker();
+  RawClient silent(service_->port()), active(service_->port());
+  ASSERT_EQ(silent.Login("silent"), ERROR_NONE);
+  ASSERT_EQ(active.Login("active"), ERROR_NONE);
+  // `active` sends a heartbeat every 100 ms (30 per timeout) until the silent
+  // one is kicked, then for one more timeout.
+  Heartbeat hb;
+  auto beat_until = [&](auto done) {
+    const auto give_up = std::chrono::steady_clock::now() + 30s;
+    while (!done() && std::chrono::steady_clock::now() < give_up) {
+      hb.set_nonce(hb.nonce() + 1);
+      ASSERT_TRUE(active.Send(hb));
+      auto f = active.Next(5s);
+      ASSERT_TRUE(f.has_value()) << "the active client was closed";
+      ASSERT_EQ(f->first, kHeartbeatAckId) << "the active client got something else (a kick?)";
+      std::this_thread::sleep_for(100ms);
+    }
+  };
+  auto kicked = [&] { return server_->counters().idle_kicks.load() >= 1; };
+  beat_until(kicked);
+  ASSERT_TRUE(kicked());
+  const auto after_kick = std::chrono::steady_clock::now();
+  beat_until([&] { return std::chrono::steady_clock::now() - after_kick > 3500ms; });
+
+  Kicked notice;
+  ASSERT_TRUE(silent.Expect(kKickedId, notice));
+  EXPECT_EQ(notice.reason(), "idle timeout");
+  EXPECT_FALSE(silent.Next(5s).has_value()) << "closed after the notice";
+  EXPECT_TRUE(nt::WaitFor([&] { return server_->Users() == 1; }, 10s));
+  EXPECT_EQ(server_->counters().idle_kicks.load(), 1u);
+}
+
+TEST_F(ChatFixture, IdleTimeoutZeroNeverKicks) {
+  ChatConfig config;
+  config.idle_timeout_ms = 0;
+  Start(config);
+  RawClient quiet(service_->port());
+  ASSERT_EQ(quiet.Login("quiet"), ERROR_NONE);
+  // A manual clock far in the future: past any timeout but the disabled one
+  // (the login deadline only concerns sessions not logged in).
+  server_->Tick(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                    (std::chrono::steady_clock::now() + std::chrono::hours(24)).time_since_epoch())
+                    .count());
+  Heartbeat hb;
+  hb.set_nonce(7);
+  quiet.Send(hb);
+  HeartbeatAck ack;
+  EXPECT_TRUE(quiet.Expect(kHeartbeatAckId, ack));
+  EXPECT_EQ(server_->counters().kicks.load(), 0u);
+}
+
+// A reader that stalls past the soft limit is kicked with a notice queued
+// behind its backlog; once it reads again it finds the notice, then the end.
+TEST_F(ChatFixture, StalledReaderIsKickedAsSlowConsumerAndReadsTheNoticeWhenItCatchesUp) {
+  ChatConfig config;
+  config.send_soft_limit = 64 * 1024;
+  config.send_soft_grace_ms = 8000;  // the server kicks after 4 s over; the net layer would close at 8 s
+  config.send_hard_limit = 1024 * 1024;
+  config.socket_send_buffer = 16 * 1024;
+  config.say_per_second = 100000;
+  config.say_burst = 100000;
+  Start(config);
+  StartTicker();
+  RawClient stalled(service_->port(), 4096), talker(service_->port());
+  ASSERT_EQ(stalled.Login("stalled"), ERROR_NONE);
+  ASSERT_EQ(talker.Login("talker"), ERROR_NONE);
+  CreateRoom create;
+  create.set_name("lobby");
+  stalled.Send(create);
+  RoomJoined joined;
+  ASSERT_TRUE(stalled.Expect(kRoomJoinedId, joined));
+  JoinRoom join;
+  join.set_name("lobby");
+  talker.Send(join);
+  ASSERT_TRUE(talker.Expect(kRoomJoinedId, joined));
+  // `stalled` reads nothing from here; `talker` reads its own echoes.
+  keel::chat::Say say;
+  say.set_text(std::string(400, 'x'));
+  uint64_t echoed = 0;
+  const auto give_up = std::chrono::steady_clock::now() + 60s;
+  while (server_->counters().slow_consumer_kicks.load() == 0 && std::chrono::steady_clock::now() < give_up) {
+    say.set_client_seq(echoed + 1);
+    ASSERT_TRUE(talker.Send(say));
+    RoomMessage m;
+    ASSERT_TRUE(talker.Expect(kRoomMessageId, m)) << "the talker lost its own message";
+    EXPECT_EQ(m.client_seq(), echoed + 1);
+    ++echoed;
+    if (echoed > 2000) std::this_thread::sleep_for(10ms);  // well past the limit: just wait
+  }
+  ASSERT_EQ(server_->counters().slow_consumer_kicks.load(), 1u);
+  // Catch up: every message in order, then the notice, then the close.
+  uint64_t last_seq = 0;
+  std::string reason;
+  while (auto f = stalled.Next(10s)) {
+    if (f->first == kRoomMessageId) {
+      RoomMessage m;
+      ASSERT_TRUE(m.ParseFromString(f->second));
+      EXPECT_EQ(m.seq(), last_seq + 1);
+      last_seq = m.seq();
+    } else if (f->first == kKickedId) {
+      Kicked k;
+      ASSERT_TRUE(k.ParseFromString(f->second));
+      reason = k.reason();
+    }
+  }
+  EXPECT_EQ(reason, "slow consumer");
+  EXPECT_GT(last_seq, 0u);
+  EXPECT_EQ(service_->stats().Disconnects(net::DisconnectReason::kSlowConsumer), 1u);
+  // The talker is untouched.
+  Heartbeat hb;
+  talker.Send(hb);
+  HeartbeatAck ack;
+  EXPECT_TRUE(talker.Expect(kHeartbeatAckId, ack));
+}
+
+}  // namespace
+}  // namespace keel::chat
