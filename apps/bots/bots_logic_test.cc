@@ -50,6 +50,30 @@ TEST(DeliveryCheck, AMemberPresentAtTheEndMustHaveTheTail) {
   EXPECT_EQ(gone.counts().lost, 0u);
 }
 
+TEST(DeliveryCheck, MessagesOutsideAMembershipAreStrays) {
+  DeliveryCheck c;
+  EXPECT_EQ(c.OnMessage(1), Verdict::kStray);  // before the join
+  c.Joined(1);
+  EXPECT_EQ(c.OnMessage(2), Verdict::kInOrder);
+  c.Left(2);
+  EXPECT_EQ(c.OnMessage(3), Verdict::kStray);  // after the leave
+  c.Joined(5);                                 // back again later
+  EXPECT_EQ(c.OnMessage(6), Verdict::kInOrder);
+  EXPECT_EQ(c.counts().strays, 2u);
+  EXPECT_EQ(c.counts().delivered, 2u);
+  EXPECT_EQ(c.counts().lost, 0u);
+}
+
+TEST(DeliveryCheck, ALeaveOwesEverythingUpToItsLastSeq) {
+  DeliveryCheck c;
+  c.Joined(10);
+  c.OnMessage(11);
+  c.Left(14);  // 12..14 were queued before the leave and never arrived
+  EXPECT_EQ(c.counts().lost, 3u);
+  c.Finish(20);  // not a member any more: owes nothing at the end
+  EXPECT_EQ(c.counts().lost, 3u);
+}
+
 TEST(FleetReport, CleanOnlyWithoutLossDuplicatesOrMissingEchoes) {
   FleetReport r;
   r.sent = 10;
@@ -61,6 +85,13 @@ TEST(FleetReport, CleanOnlyWithoutLossDuplicatesOrMissingEchoes) {
   r.own_echoes = 10;
   r.deliveries.lost = 1;
   EXPECT_FALSE(r.Clean());
+  r.deliveries.lost = 0;
+  r.deliveries.strays = 1;
+  EXPECT_FALSE(r.Clean()) << "a message reached someone not in the room";
+  r.deliveries.strays = 0;
+  r.never_readers = 2;
+  r.never_disconnected = 1;
+  EXPECT_FALSE(r.Clean()) << "a never-reader was not disconnected";
 }
 
 TEST(FleetReport, JsonCarriesTheNumbers) {

@@ -14,6 +14,12 @@
 //   seq == last + 1   delivered
 //   seq >  last + 1   delivered, and seq - last - 1 messages lost
 //   seq <= last       duplicate or out of order (counted, not delivered)
+//   not a member      stray: the room sent it to someone not present
+//
+// A member that moves between rooms keeps one DeliveryCheck per room; each
+// membership runs from RoomJoined.last_seq to RoomLeft.last_seq (the room's
+// last message queued before the member left), so a lost tail is caught at
+// the leave, not only at the end of the run.
 
 #include <cstdint>
 #include <optional>
@@ -24,17 +30,19 @@ struct DeliveryCounts {
   uint64_t delivered = 0;
   uint64_t lost = 0;        // sequence numbers skipped
   uint64_t duplicates = 0;  // a seq at or below one already seen
+  uint64_t strays = 0;      // received while not a member of the room
   DeliveryCounts& operator+=(const DeliveryCounts& o) noexcept {
     delivered += o.delivered;
     lost += o.lost;
     duplicates += o.duplicates;
+    strays += o.strays;
     return *this;
   }
 };
 
 class DeliveryCheck {
  public:
-  enum class Verdict : unsigned char { kInOrder, kGap, kDuplicate };
+  enum class Verdict : unsigned char { kInOrder, kGap, kDuplicate, kStray };
 
   // The member joined; `last_seq` is the last message before it joined, if
   // known (the end of the history it was sent).
@@ -42,9 +50,21 @@ class DeliveryCheck {
     last_ = last_seq;
     in_room_ = true;
   }
-  void Left() noexcept { in_room_ = false; }
+  // The member left; `room_last_seq` (RoomLeft.last_seq), if known, is the
+  // last message it was owed: a shortfall counts as lost.
+  void Left(std::optional<uint64_t> room_last_seq = std::nullopt) noexcept {
+    if (in_room_ && room_last_seq && last_.value_or(0) < *room_last_seq) {
+      counts_.lost += *room_last_seq - last_.value_or(0);
+      last_ = room_last_seq;
+    }
+    in_room_ = false;
+  }
 
   Verdict OnMessage(uint64_t seq) noexcept {
+    if (!in_room_) {
+      ++counts_.strays;
+      return Verdict::kStray;
+    }
     if (last_.has_value() && seq <= *last_) {
       ++counts_.duplicates;
       return Verdict::kDuplicate;

@@ -2,188 +2,95 @@
 
 #include <algorithm>
 #include <chrono>
-#include <map>
 #include <cstdio>
-#include <memory>
+#include <map>
 #include <mutex>
+#include <random>
 #include <thread>
+#include <utility>
 #include <vector>
 
-#include "apps/bots/delivery_check.h"
-#include "chat.keel.h"
+#include "apps/bots/bot.h"
+#include "apps/bots/slow_reader.h"
 #include "keel/core/log.h"
 #include "keel/net/service.h"
-#include "keel/proto/packet_session.h"
 
 namespace keel::bots {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-uint64_t NowNs() noexcept {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count());
+Clock::duration Seconds(double s) {
+  return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
 }
 
-// What the server may send a client, in any state.
-const proto::ProtocolTable& ServerToClient() {
-  static const proto::ProtocolTable table = [] {
-    proto::ProtocolTable t;
-    for (uint16_t id : {chat::kLoginResultId, chat::kRoomListId, chat::kRoomJoinedId, chat::kRoomLeftId,
-                        chat::kRoomMessageId, chat::kWhisperMessageId, chat::kPresenceId,
-                        chat::kHeartbeatAckId, chat::kServerNoticeId, chat::kErrorId, chat::kKickedId}) {
-      t.Allow(id, 0xFF);
-    }
-    return t;
-  }();
-  return table;
-}
-
-proto::FramerLimits ClientLimits() {
-  proto::FramerLimits l;
-  l.max_frames_per_read = 100000;  // a broadcast burst is not an attack here
-  l.frames_per_second = 0;
-  return l;
-}
-
-class Bot : public proto::PacketSession {
+// room-churn: every churning bot (odd index) makes a move every 0.5..1.5 s:
+// join another known room (60 %), create a new one (20 %, at most 3 per
+// bot), or leave and stay out until its next move (20 %). Rooms a bot
+// created are offered to the others once their creator is in them.
+class Churn {
  public:
-  Bot(std::string nick, std::string room, uint32_t text_bytes)
-      : PacketSession(ServerToClient(), ClientLimits(), nullptr),
-        nick_(std::move(nick)),
-        room_(std::move(room)),
-        text_("hello from " + nick_) {
-    if (text_.size() < text_bytes) text_.resize(text_bytes, '.');
+  Churn(const FleetOptions& o, uint32_t seed) : rng_(seed) {
+    for (uint32_t r = 0; r < o.rooms; ++r) known_.push_back("room" + std::to_string(r));
   }
 
-  std::mutex mu;
-  FleetReport stats;       // this bot's numbers (guarded by mu)
-  FleetReport window;      // since the last progress line (guarded by mu)
-  DeliveryCheck check;     // guarded by mu
-  std::atomic<bool> in_room{false};
-  std::atomic<bool> closed{false};
-  std::atomic<bool> closing_by_us{false};
-  // The server said it is shutting down: the bot was present to the end.
-  std::atomic<bool> saw_shutdown{false};
-  uint64_t next_client_seq = 1;  // driver thread only
-
-  void SaySomething() {
-    chat::Say say;
-    say.set_text(text_);
-    say.set_client_seq(next_client_seq++);
-    say.set_sent_at_ns(NowNs());
-    if (Send(say)) {
-      std::lock_guard lock(mu);
-      ++stats.sent;
-      ++window.sent;
+  void Step(std::vector<BotRef>& bots, uint32_t first_index, Clock::time_point now) {
+    if (due_.size() != bots.size()) due_.assign(bots.size(), now + Seconds(Jitter()));
+    if (creates_.size() != bots.size()) creates_.assign(bots.size(), 0);
+    for (auto& [name, creator] : created_) {
+      if (creator != nullptr && creator->HasJoined(name)) {
+        known_.push_back(name);
+        creator = nullptr;
+      }
     }
-  }
-  void SendGarbage() {
-    const uint8_t garbage[] = {8, 0, 0x77, 0x77, 1, 2, 3, 4};  // unknown id 0x7777
-    Send(std::span<const uint8_t>(garbage, sizeof garbage));
-  }
-  const std::string& room() const { return room_; }
-
- protected:
-  void OnConnected() override {
-    chat::Login login;
-    login.set_nickname(nick_);
-    Send(login);
-  }
-
-  proto::RejectReason OnFrame(const proto::Frame& frame) override {
-    switch (frame.id) {
-      case chat::kLoginResultId: {
-        chat::LoginResult r;
-        if (!proto::ParsePayload(r, frame.payload)) return proto::RejectReason::kBadPayload;
-        std::lock_guard lock(mu);
-        if (r.error() != chat::ERROR_NONE) {
-          ++stats.login_errors;
-          return proto::RejectReason::kNone;
-        }
-        ++stats.logins_ok;
-        chat::CreateRoom create;
-        create.set_name(room_);
-        Send(create);
-        return proto::RejectReason::kNone;
+    std::erase_if(created_, [](const auto& c) { return c.second == nullptr; });
+    for (std::size_t i = 0; i < bots.size(); ++i) {
+      Bot& bot = *bots[i];
+      if ((first_index + i) % 2 == 0 || now < due_[i] || bot.closed.load() || bot.Busy()) continue;
+      due_[i] = now + Seconds(Jitter());
+      const std::string at = bot.target();
+      const uint32_t roll = Pick(100);
+      const std::string name = "churn" + std::to_string(first_index + i) + "x" + std::to_string(creates_[i]);
+      if (roll < 20 && creates_[i] < 3) {
+        ++creates_[i];
+        bot.CreateRoom(name);
+        created_.emplace_back(name, &bot);
+      } else if (roll < 40 && !at.empty()) {
+        bot.LeaveRoom();
+      } else {
+        std::string to = known_[Pick(static_cast<uint32_t>(known_.size()))];
+        if (to == at) to = known_[(Pick(static_cast<uint32_t>(known_.size() - 1)) + 1) % known_.size()];
+        if (to != at) bot.MoveTo(to);
       }
-      case chat::kErrorId: {
-        chat::Error e;
-        if (!proto::ParsePayload(e, frame.payload)) return proto::RejectReason::kBadPayload;
-        if (e.code() == chat::ERROR_ROOM_EXISTS) {
-          chat::JoinRoom join;
-          join.set_name(room_);
-          Send(join);
-        } else {
-          std::lock_guard lock(mu);
-          ++stats.server_errors;
-          ++window.server_errors;
-        }
-        return proto::RejectReason::kNone;
-      }
-      case chat::kRoomJoinedId: {
-        chat::RoomJoined j;
-        if (!proto::ParsePayload(j, frame.payload)) return proto::RejectReason::kBadPayload;
-        std::lock_guard lock(mu);
-        check.Joined(j.last_seq());
-        in_room.store(true, std::memory_order_release);
-        return proto::RejectReason::kNone;
-      }
-      case chat::kRoomMessageId: {
-        chat::RoomMessage m;
-        if (!proto::ParsePayload(m, frame.payload)) return proto::RejectReason::kBadPayload;
-        const uint64_t now = NowNs();
-        const uint64_t latency = now > m.sent_at_ns() ? now - m.sent_at_ns() : 0;
-        std::lock_guard lock(mu);
-        const auto before = check.counts();
-        check.OnMessage(m.seq());
-        const auto& after = check.counts();
-        window.deliveries.delivered += after.delivered - before.delivered;
-        window.deliveries.lost += after.lost - before.lost;
-        window.deliveries.duplicates += after.duplicates - before.duplicates;
-        stats.latency_ns.Record(latency);
-        window.latency_ns.Record(latency);
-        if (m.from() == nick_) ++stats.own_echoes;
-        return proto::RejectReason::kNone;
-      }
-      case chat::kWhisperMessageId: {
-        std::lock_guard lock(mu);
-        ++stats.whispers_received;
-        return proto::RejectReason::kNone;
-      }
-      case chat::kKickedId: {
-        std::lock_guard lock(mu);
-        ++stats.kicks;
-        ++window.kicks;
-        return proto::RejectReason::kNone;
-      }
-      case chat::kServerNoticeId:
-        saw_shutdown.store(true, std::memory_order_release);
-        return proto::RejectReason::kNone;
-      default:
-        return proto::RejectReason::kNone;  // presence, acks
-    }
-  }
-
-  void OnDisconnected(net::DisconnectReason reason) override {
-    if (reason == net::DisconnectReason::kServerShutdown) saw_shutdown.store(true, std::memory_order_release);
-    closed.store(true, std::memory_order_release);
-    if (closing_by_us.load(std::memory_order_acquire)) return;
-    std::lock_guard lock(mu);
-    ++stats.disconnects;
-    ++window.disconnects;
-    if (reason != net::DisconnectReason::kServerShutdown) {
-      KEEL_LOG_DEBUG("bot {}: disconnected: {}", nick_, net::ToString(reason));
     }
   }
 
  private:
-  const std::string nick_;
-  const std::string room_;
-  std::string text_;
+  double Jitter() { return 0.5 + std::uniform_real_distribution<double>(0, 1)(rng_); }
+  uint32_t Pick(uint32_t n) { return n == 0 ? 0 : std::uniform_int_distribution<uint32_t>(0, n - 1)(rng_); }
+
+  std::mt19937 rng_;
+  std::vector<std::string> known_;
+  std::vector<std::pair<std::string, Bot*>> created_;  // created, creator not in it yet
+  std::vector<Clock::time_point> due_;
+  std::vector<uint32_t> creates_;
 };
 
-using BotRef = net::RefPtr<Bot>;
+FleetReport Window(std::vector<BotRef>& bots) {
+  FleetReport w;
+  for (auto& b : bots) {
+    std::lock_guard lock(b->mu);
+    w.sent += b->window.sent;
+    w.deliveries += b->window.deliveries;
+    w.latency_ns.Merge(b->window.latency_ns);
+    w.server_errors += b->window.server_errors;
+    w.kicks += b->window.kicks;
+    w.disconnects += b->window.disconnects;
+    b->window = FleetReport{};
+  }
+  w.seconds = 1;
+  return w;
+}
 
 }  // namespace
 
@@ -197,13 +104,14 @@ FleetReport RunFleet(const FleetOptions& o) {
   report.bots = o.bots;
   report.rooms = o.rooms;
   const uint32_t bad = MalformedBots(o);
+  const uint32_t slow = SlowReaderBots(o);  // bots 0..slow-1 are raw slow readers
   std::vector<BotRef> bots;
-  bots.reserve(o.bots);
-  for (uint32_t i = 0; i < o.bots; ++i) {
-    auto bot = net::MakeRef<Bot>(o.nick_prefix + std::to_string(i), "room" + std::to_string(i % o.rooms),
-                                  o.text_bytes);
-    bots.push_back(bot);
+  bots.reserve(o.bots - slow);
+  for (uint32_t i = slow; i < o.bots; ++i) {
+    bots.push_back(net::MakeRef<Bot>(o.nick_prefix + std::to_string(i), "room" + std::to_string(i % o.rooms),
+                                      o.text_bytes));
   }
+  const auto n = static_cast<uint32_t>(bots.size());
   // Service::Connect makes its session with the factory: it hands out the
   // prepared bots one by one.
   std::atomic<uint32_t> next{0};
@@ -214,7 +122,7 @@ FleetReport RunFleet(const FleetOptions& o) {
     ++report.login_errors;
     return report;
   }
-  for (uint32_t i = 0; i < o.bots; ++i) {
+  for (uint32_t i = 0; i < n; ++i) {
     client.Connect(o.host, o.port);
     if (o.scenario != "login-storm" && i % 50 == 49) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
@@ -223,48 +131,46 @@ FleetReport RunFleet(const FleetOptions& o) {
   while (Clock::now() < join_deadline) {
     uint32_t ready = 0;
     for (auto& b : bots) ready += b->in_room.load() || b->closed.load();
-    if (ready == o.bots) break;
+    if (ready == n) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  SlowReaders slow_readers;
+  if (slow > 0 && !slow_readers.Connect(o.host, o.port, slow, o.rooms, o.nick_prefix, &err)) {
+    KEEL_LOG_ERROR("bots: {}", err);
+    ++report.login_errors;
   }
   if (o.on_ready) o.on_ready();
 
   const auto start = Clock::now();
-  const auto end = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.duration_s));
+  const auto end = start + Seconds(o.duration_s);
   const double interval_s = o.rate > 0 ? 1.0 / o.rate : 1e9;
   // Bots start spread over one interval so the load is smooth.
-  std::vector<Clock::time_point> due(o.bots);
-  for (uint32_t i = 0; i < o.bots; ++i) {
-    due[i] = start + std::chrono::duration_cast<Clock::duration>(
-                         std::chrono::duration<double>(interval_s * i / std::max<uint32_t>(o.bots, 1)));
-  }
+  std::vector<Clock::time_point> due(n);
+  for (uint32_t i = 0; i < n; ++i) due[i] = start + Seconds(interval_s * i / std::max<uint32_t>(n, 1));
+  if (slow > 0) slow_readers.Start();
+  Churn churn(o, 7);
   auto next_progress = start + std::chrono::seconds(1);
+  auto next_heartbeat = start + Seconds(o.heartbeat_s);
   bool garbage_sent = false;
   while (Clock::now() < end) {
     const auto now = Clock::now();
-    for (uint32_t i = 0; i < o.bots; ++i) {
-      if (now < due[i] || !bots[i]->in_room.load(std::memory_order_acquire) || bots[i]->closed.load()) continue;
+    for (uint32_t i = 0; i < n; ++i) {
+      if (now < due[i] || bots[i]->closed.load() || !bots[i]->Settled()) continue;
       bots[i]->SaySomething();
-      due[i] += std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(interval_s));
+      due[i] += Seconds(interval_s);
       if (due[i] < now) due[i] = now;  // never replay a backlog in a burst
+    }
+    if (o.scenario == "room-churn") churn.Step(bots, slow, now);
+    if (now >= next_heartbeat) {
+      for (auto& b : bots) b->SendHeartbeat();
+      next_heartbeat += Seconds(o.heartbeat_s);
     }
     if (!garbage_sent && bad > 0 && now >= start + std::chrono::milliseconds(300)) {
       for (uint32_t i = 0; i < bad; ++i) bots[i]->SendGarbage();
       garbage_sent = true;
     }
     if (o.progress && now >= next_progress) {
-      FleetReport w;
-      for (auto& b : bots) {
-        std::lock_guard lock(b->mu);
-        w.sent += b->window.sent;
-        w.deliveries += b->window.deliveries;
-        w.latency_ns.Merge(b->window.latency_ns);
-        w.server_errors += b->window.server_errors;
-        w.kicks += b->window.kicks;
-        w.disconnects += b->window.disconnects;
-        b->window = FleetReport{};
-      }
-      w.seconds = 1;
-      std::printf("%s\n", ProgressLine(std::chrono::duration<double>(now - start).count(), w).c_str());
+      std::printf("%s\n", ProgressLine(std::chrono::duration<double>(now - start).count(), Window(bots)).c_str());
       std::fflush(stdout);
       next_progress += std::chrono::seconds(1);
     }
@@ -272,34 +178,49 @@ FleetReport RunFleet(const FleetOptions& o) {
   }
   report.seconds = std::chrono::duration<double>(Clock::now() - start).count();
 
-  // Drain: wait until every sent message is back at its sender (or the
-  // drain time passes), then judge the tail against each room's last seq.
-  const auto drain_end = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.drain_s));
+  // Drain: wait until every sent message is back at its sender and no move
+  // is in flight (or the drain time passes), then judge the tail against
+  // each room's last seq.
+  const auto drain_end = Clock::now() + Seconds(o.drain_s);
   while (Clock::now() < drain_end) {
     bool all = true;
-    for (uint32_t i = bad; i < o.bots && all; ++i) {
+    for (uint32_t i = bad; i < n && all; ++i) {
+      if (bots[i]->closed.load()) continue;
+      if (bots[i]->Busy()) all = false;
       std::lock_guard lock(bots[i]->mu);
-      if (!bots[i]->closed.load() && bots[i]->stats.own_echoes < bots[i]->stats.sent) all = false;
+      if (bots[i]->stats.own_echoes < bots[i]->stats.sent) all = false;
     }
     if (all) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the last broadcasts to the others
+  if (slow > 0) {
+    const SlowReaderResults s = slow_readers.Finish(o.drain_s);
+    report.slow_readers = s.readers;
+    report.never_readers = s.never_readers;
+    report.slow_disconnected = s.disconnected;
+    report.never_disconnected = s.never_disconnected;
+    report.slow_kick_notices = s.kick_notices;
+  }
   for (auto& b : bots) b->closing_by_us.store(true, std::memory_order_release);
   std::map<std::string, uint64_t> room_last;
-  for (uint32_t i = bad; i < o.bots; ++i) {
+  for (uint32_t i = bad; i < n; ++i) {
     std::lock_guard lock(bots[i]->mu);
-    auto& last = room_last[bots[i]->room()];
-    last = std::max(last, bots[i]->check.last_seq().value_or(0));
+    for (const auto& [room, check] : bots[i]->checks) {
+      auto& last = room_last[room];
+      last = std::max(last, check.last_seq().value_or(0));
+    }
   }
   uint64_t malformed_kicked = 0;
-  for (uint32_t i = 0; i < o.bots; ++i) {
+  for (uint32_t i = 0; i < n; ++i) {
     std::lock_guard lock(bots[i]->mu);
     if (i < bad) {
       malformed_kicked += bots[i]->closed.load() ? 1u : 0u;
       continue;
     }
-    if (!bots[i]->closed.load() || bots[i]->saw_shutdown.load()) bots[i]->check.Finish(room_last[bots[i]->room()]);
+    if (!bots[i]->closed.load() || bots[i]->saw_shutdown.load()) {
+      for (auto& [room, check] : bots[i]->checks) check.Finish(room_last[room]);
+    }
     const FleetReport& s = bots[i]->stats;
     report.logins_ok += s.logins_ok;
     report.login_errors += s.login_errors;
@@ -309,7 +230,9 @@ FleetReport RunFleet(const FleetOptions& o) {
     report.server_errors += s.server_errors;
     report.kicks += s.kicks;
     report.disconnects += s.disconnects;
-    report.deliveries += bots[i]->check.counts();
+    report.churn_moves += s.churn_moves;
+    report.rooms_created += s.rooms_created;
+    report.deliveries += bots[i]->CountsLocked();
     report.latency_ns.Merge(s.latency_ns);
   }
   report.malformed_bots = bad;

@@ -2,9 +2,10 @@
 //   keel_bots --connect 127.0.0.1:7777 --bots 50 --rooms 5 --rate 5/s
 //             --duration 10 --scenario steady --json report.json
 // Exits 0 only if the run was clean: every message delivered exactly once,
-// in order, to every member present; every own message seen back; no kicks
-// or drops of well-behaved bots; in the malformed scenario every malformed
-// bot kicked.
+// in order, to every member present and to no one else; every own message
+// seen back; no kicks or drops of well-behaved bots; in the malformed
+// scenario every malformed bot kicked; in slow-readers every never-reader
+// disconnected by the server.
 #include <CLI/CLI.hpp>
 
 #include <csignal>
@@ -27,11 +28,13 @@ int main(int argc, char** argv) {
   app.add_option("--rooms", o.rooms, "rooms (bot i joins room i % rooms)")->capture_default_str();
   app.add_option("--rate", rate, "messages per second per bot, e.g. 5/s")->capture_default_str();
   app.add_option("--duration", o.duration_s, "seconds of chat")->capture_default_str();
-  app.add_option("--scenario", o.scenario, "steady|login-storm|malformed")
-      ->check(CLI::IsMember({"steady", "login-storm", "malformed"}))
+  app.add_option("--scenario", o.scenario, "steady|login-storm|malformed|room-churn|slow-readers")
+      ->check(CLI::IsMember({"steady", "login-storm", "malformed", "room-churn", "slow-readers"}))
       ->capture_default_str();
   app.add_option("--nick-prefix", o.nick_prefix, "nicknames are <prefix><i>")->capture_default_str();
   app.add_option("--io-threads", o.io_threads, "client IO threads")->capture_default_str();
+  app.add_option("--text-bytes", o.text_bytes, "pad each message to about this many bytes")
+      ->capture_default_str();
   app.add_option("--json", json, "write the report as JSON to this file");
   CLI11_PARSE(app, argc, argv);
   const auto colon = connect.rfind(':');
@@ -58,7 +61,7 @@ int main(int argc, char** argv) {
   if (!json.empty()) {
     std::ofstream(json) << keel::bots::ToJson(r) << "\n";
   }
-  const uint32_t good = o.bots - keel::bots::MalformedBots(o);
+  const uint32_t good = o.bots - keel::bots::MalformedBots(o) - keel::bots::SlowReaderBots(o);
   const bool clean = r.Clean() && r.logins_ok == good && r.kicks == 0 && r.disconnects == 0 &&
                      r.login_errors == 0;
   std::printf("%s\n", clean ? "CLEAN: every message delivered exactly once, in order"

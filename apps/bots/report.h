@@ -26,6 +26,13 @@ struct FleetReport {
   uint64_t disconnects = 0;    // connections the server closed
   uint64_t malformed_bots = 0;    // bots that sent garbage on purpose
   uint64_t malformed_kicked = 0;  // ... and were disconnected for it
+  uint64_t churn_moves = 0;       // room-churn: joins, leaves and creates sent
+  uint64_t rooms_created = 0;     // ... of which creates
+  uint64_t slow_readers = 0;      // slow-readers: clients that read slowly or never
+  uint64_t never_readers = 0;     // ... of which never read
+  uint64_t slow_disconnected = 0; // ... closed by the server
+  uint64_t never_disconnected = 0;
+  uint64_t slow_kick_notices = 0; // Kicked{"slow consumer"} they read before the close
   DeliveryCounts deliveries;   // RoomMessage deliveries over every member
   core::Histogram latency_ns;  // send -> delivery, every delivery
 
@@ -35,11 +42,12 @@ struct FleetReport {
   double SentPerSecond() const noexcept {
     return seconds > 0 ? static_cast<double>(sent) / seconds : 0;
   }
-  // No loss, no duplicates, every sent message seen back by its sender,
-  // every malformed bot kicked.
+  // No loss, no duplicates, no strays, every sent message seen back by its
+  // sender, every malformed bot kicked, every never-reader disconnected.
   bool Clean() const noexcept {
-    return deliveries.lost == 0 && deliveries.duplicates == 0 && own_echoes == sent &&
-           malformed_kicked == malformed_bots;
+    return deliveries.lost == 0 && deliveries.duplicates == 0 && deliveries.strays == 0 &&
+           own_echoes == sent && malformed_kicked == malformed_bots &&
+           never_disconnected == never_readers;
   }
 };
 
