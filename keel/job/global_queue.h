@@ -4,9 +4,16 @@
 // runnable until a worker takes it; a worker that ends a slice with jobs left
 // pushes it to the back, so a flooded actor waits its turn behind the others.
 //
-// Thread-safe. Pop blocks (a worker with nothing to do sleeps on the condition
-// variable); Push wakes one sleeper only when one is asleep.
+// Thread-safe. Pop blocks: a worker with nothing to do first spins for
+// `idle_spin` (real time, pauses then yields), then sleeps on the condition
+// variable. Push wakes one sleeper only when one is asleep and no worker is
+// spinning (a spinner will take the queue without a futex wake); a spinner
+// that finds work wakes a sleeper if more queues wait and no other spinner is
+// left to see them (the "last spinner wakes the next" rule of Go's scheduler),
+// so spinning never costs parallelism, only the wake-up of each hand-off.
 
+#include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 
@@ -20,6 +27,7 @@ class JobQueue;
 class GlobalQueue {
  public:
   GlobalQueue() = default;
+  explicit GlobalQueue(std::chrono::nanoseconds idle_spin) : idle_spin_(idle_spin) {}
   GlobalQueue(const GlobalQueue&) = delete;
   GlobalQueue& operator=(const GlobalQueue&) = delete;
 
@@ -37,6 +45,14 @@ class GlobalQueue {
 
  private:
   JobQueue* PopLocked() KEEL_REQUIRES(mu_);
+  // Spins up to idle_spin_ for a push; true if one may have arrived.
+  bool SpinForWork();
+
+  const std::chrono::nanoseconds idle_spin_{0};
+  // Mirrors size_ for spinners (written under mu_, read without it).
+  std::atomic<std::size_t> size_hint_{0};
+  // Workers inside SpinForWork; read by Push under mu_.
+  std::atomic<uint32_t> spinning_{0};
 
   mutable core::Mutex mu_{"GlobalQueue"};
   core::CondVar cv_;

@@ -62,10 +62,14 @@ void KeelHit(KeelActor* self, int64_t n, std::latch* done) {
   peer->Post([peer, n, done] { KeelHit(peer, n - 1, done); });
 }
 
+// IdleSpinUs: SchedulerOptions::idle_spin (keel = the default, 20 us;
+// keel_nospin = 0, workers sleep as soon as the global queue is empty).
+template <int IdleSpinUs>
 struct KeelSystem {
   keel::job::Scheduler scheduler{[] {
     keel::job::SchedulerOptions options;
     options.groups = {{.name = "logic", .threads = kWorkers, .cpus = {}}};
+    options.idle_spin = std::chrono::microseconds(IdleSpinUs);
     return options;
   }()};
   std::vector<std::shared_ptr<KeelActor>> actors;
@@ -501,7 +505,8 @@ int main(int argc, char** argv) {
   benchmark::RegisterBenchmark("timer/keel/add_cancel:100k", TimerAddCancel);
   benchmark::RegisterBenchmark("timer/keel/add_fire:100k", TimerAddFire);
   Register<PoolSystem>("mutex_pool");
-  Register<KeelSystem>("keel");
+  Register<KeelSystem<20>>("keel");
+  Register<KeelSystem<0>>("keel_nospin");
   Register<AsioSystem>("asio_strand");
 #if KEEL_JOB_BENCH_CAF
   Register<CafSystem>("caf");

@@ -51,6 +51,7 @@ uint64_t ShutdownSummary::Total(const std::map<std::string, uint64_t>& counts) c
 WorkerGroup::WorkerGroup(Scheduler& scheduler, WorkerGroupOptions options)
     : scheduler_(scheduler),
       options_(std::move(options)),
+      global_(scheduler.options_.idle_spin),
       threads_({.name = options_.name, .threads = options_.threads, .cpus = options_.cpus}) {
   for (uint32_t i = 0; i < options_.threads; ++i) {
     workers_.push_back(std::make_unique<internal::Worker>());

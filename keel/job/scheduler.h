@@ -59,6 +59,9 @@ struct SchedulerOptions {
   std::chrono::nanoseconds stall_threshold{0};  // 0: no watchdog
   Clock* clock = nullptr;                       // null: SteadyClock::Instance()
   bool keep_posts_local = true;                 // the worker's "next" slot
+  // How long an idle worker spins (real time, pauses then yields) before it
+  // sleeps; a post during the spin needs no futex wake. 0: sleep at once.
+  std::chrono::nanoseconds idle_spin = std::chrono::microseconds(20);
 };
 
 enum class StopMode { kDrain, kCancel };

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "keel/core/pool_sizing.h"
 #include "keel/core/thread_context.h"
@@ -175,6 +176,40 @@ TEST(Scheduler, CountsJobsThatOverrunTheSlice) {
   EXPECT_EQ(actor->Stats().overruns, 1u);
   // The time budget ended the first slice after the slow job.
   EXPECT_EQ(actor->Stats().slices, 2u);
+}
+
+// Idle workers spin before they sleep, and a post skips the futex wake while
+// one spins. Posts land at every point of that spin-then-sleep path (the
+// pauses between rounds vary); a post stranded in the global queue with every
+// worker asleep would time the wait out.
+TEST(Scheduler, IdleSpinNeverStrandsAPost) {
+  constexpr int kRounds = KEEL_JOB_UNDER_TSAN ? 100 : 600;
+  for (const std::chrono::nanoseconds spin : {0ns, std::chrono::nanoseconds(20us),
+                                              std::chrono::nanoseconds(3ms)}) {
+    SchedulerOptions options = OneGroup(2);
+    options.idle_spin = spin;
+    Scheduler scheduler(options);
+    std::vector<std::shared_ptr<TestActor>> actors;
+    for (int i = 0; i < 4; ++i) {
+      actors.push_back(std::make_shared<TestActor>(scheduler.Group("logic"), "spin"));
+    }
+    std::atomic<int> ran{0};
+    int posted = 0;
+    for (int round = 0; round < kRounds; ++round) {
+      const int burst = round % 3 + 1;  // 1..3 actors runnable at once
+      for (int b = 0; b < burst; ++b) {
+        actors[static_cast<std::size_t>((round + b) % 4)]->Post(
+            [&ran] { ran.fetch_add(1, std::memory_order_relaxed); });
+        ++posted;
+      }
+      ASSERT_TRUE(WaitFor([&] { return ran.load() == posted; }, 5s))
+          << "spin " << spin.count() << " ns, round " << round << ": " << ran.load() << " of "
+          << posted << " ran";
+      std::this_thread::sleep_for(std::chrono::microseconds(round % 5 * 15));
+    }
+    const ShutdownSummary summary = scheduler.Shutdown(StopMode::kCancel);
+    EXPECT_EQ(summary.Total(summary.cancelled), 0u);
+  }
 }
 
 }  // namespace
