@@ -186,8 +186,12 @@ void MemoryPool::DeallocateShared(std::size_t class_index, void* ptr) noexcept {
   PushBatch(class_index, ptr, 1);
 }
 
-PoolCache* MemoryPool::LocalCache() noexcept {
+inline PoolCache* MemoryPool::LocalCache() noexcept {
   if (t_hot.pool_id == id_) [[likely]] return t_hot.cache;
+  return LocalCacheSlow();
+}
+
+PoolCache* MemoryPool::LocalCacheSlow() noexcept {
   if (options_.max_batch == 0) return nullptr;
   PoolCache* cache = internal::ThreadCaches::Find(*this);
   if (cache != nullptr) t_hot = HotCache{id_, cache};

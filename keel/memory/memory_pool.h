@@ -108,6 +108,7 @@ class MemoryPool {
   };
 
   internal::PoolCache* LocalCache() noexcept;
+  [[gnu::noinline]] internal::PoolCache* LocalCacheSlow() noexcept;
   void* AllocateShared(std::size_t class_index);
   void DeallocateShared(std::size_t class_index, void* ptr) noexcept;
   // Batches: a chain of `count` blocks linked through their first word.
