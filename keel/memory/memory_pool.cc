@@ -198,6 +198,48 @@ PoolCache* MemoryPool::LocalCacheSlow() noexcept {
   return cache;
 }
 
+// Slow paths: first use of the pool on this thread, an empty or full
+// magazine, or no cache at all.
+void* MemoryPool::AllocateSlow(std::size_t index) {
+  PoolCache* cache = LocalCache();
+  if (cache == nullptr) return AllocateShared(index);
+  ClassCache& cc = cache->classes[index];
+  Magazine& mag = cc.current;
+  if (mag.count == 0) {
+    if (cc.spare.count != 0) {
+      mag = cc.spare;
+      cc.spare = Magazine{};
+    } else {
+      mag.head = PopBatch(index, &mag.count);
+      internal::Bump(cc.got, mag.count);
+    }
+  }
+  void* block = mag.head;
+  mag.head = NextOf(block);
+  --mag.count;
+  internal::Bump(cc.allocs, 1);
+  return block;
+}
+
+void MemoryPool::DeallocateSlow(std::size_t index, void* ptr) noexcept {
+  PoolCache* cache = LocalCache();
+  if (cache == nullptr) return DeallocateShared(index, ptr);
+  ClassCache& cc = cache->classes[index];
+  Magazine& mag = cc.current;
+  if (mag.count == batch_[index]) {
+    if (cc.spare.count != 0) {
+      PushBatch(index, cc.spare.head, cc.spare.count);
+      internal::Bump(cc.given, cc.spare.count);
+    }
+    cc.spare = mag;
+    mag = Magazine{};
+  }
+  SetNext(ptr, mag.head);
+  mag.head = ptr;
+  ++mag.count;
+  internal::Bump(cc.frees, 1);
+}
+
 void* MemoryPool::Allocate(std::size_t size) {
   if (size > kMaxBlock) {
     void* p = std::malloc(size);
@@ -214,24 +256,19 @@ void* MemoryPool::Allocate(std::size_t size) {
   RaisePeak(sc.peak, sc.off_shared.fetch_add(1, std::memory_order_relaxed) + 1);
   return stomped;
 #else
-  PoolCache* cache = LocalCache();
-  if (cache == nullptr) [[unlikely]] return AllocateShared(index);
-  ClassCache& cc = cache->classes[index];
-  Magazine& mag = cc.current;
-  if (mag.count == 0) [[unlikely]] {
-    if (cc.spare.count != 0) {
-      mag = cc.spare;
-      cc.spare = Magazine{};
-    } else {
-      mag.head = PopBatch(index, &mag.count);
-      internal::Bump(cc.got, mag.count);
+  // Fast path: this thread's cache for this pool, a non-empty magazine.
+  if (t_hot.pool_id == id_) [[likely]] {
+    ClassCache& cc = t_hot.cache->classes[index];
+    Magazine& mag = cc.current;
+    if (mag.count != 0) [[likely]] {
+      void* block = mag.head;
+      mag.head = NextOf(block);
+      --mag.count;
+      internal::Bump(cc.allocs, 1);
+      return block;
     }
   }
-  void* block = mag.head;
-  mag.head = NextOf(block);
-  --mag.count;
-  internal::Bump(cc.allocs, 1);
-  return block;
+  return AllocateSlow(index);
 #endif
 }
 
@@ -248,22 +285,18 @@ void MemoryPool::Deallocate(void* ptr, std::size_t size) noexcept {
   sc.off_shared.fetch_sub(1, std::memory_order_relaxed);
   StompAllocator::Deallocate(ptr, size);
 #else
-  PoolCache* cache = LocalCache();
-  if (cache == nullptr) [[unlikely]] return DeallocateShared(index, ptr);
-  ClassCache& cc = cache->classes[index];
-  Magazine& mag = cc.current;
-  if (mag.count == batch_[index]) [[unlikely]] {
-    if (cc.spare.count != 0) {
-      PushBatch(index, cc.spare.head, cc.spare.count);
-      internal::Bump(cc.given, cc.spare.count);
+  if (t_hot.pool_id == id_) [[likely]] {
+    ClassCache& cc = t_hot.cache->classes[index];
+    Magazine& mag = cc.current;
+    if (mag.count != batch_[index]) [[likely]] {
+      SetNext(ptr, mag.head);
+      mag.head = ptr;
+      ++mag.count;
+      internal::Bump(cc.frees, 1);
+      return;
     }
-    cc.spare = mag;
-    mag = Magazine{};
   }
-  SetNext(ptr, mag.head);
-  mag.head = ptr;
-  ++mag.count;
-  internal::Bump(cc.frees, 1);
+  DeallocateSlow(index, ptr);
 #endif
 }
 

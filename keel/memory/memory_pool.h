@@ -109,6 +109,8 @@ class MemoryPool {
 
   internal::PoolCache* LocalCache() noexcept;
   [[gnu::noinline]] internal::PoolCache* LocalCacheSlow() noexcept;
+  [[gnu::noinline]] void* AllocateSlow(std::size_t class_index);
+  [[gnu::noinline]] void DeallocateSlow(std::size_t class_index, void* ptr) noexcept;
   void* AllocateShared(std::size_t class_index);
   void DeallocateShared(std::size_t class_index, void* ptr) noexcept;
   // Batches: a chain of `count` blocks linked through their first word.
