@@ -46,10 +46,23 @@ void Produce(MemoryPool& pool, Channel& ch, std::uint64_t owner) {
   }
 }
 
+// Checks and frees the consumer's own scratch blocks.
+void CheckAndFree(MemoryPool& pool, std::vector<Item>& scratch, std::atomic<int>& bad) {
+  for (const Item& item : scratch) {
+    for (std::size_t w = 0; w < kWords; ++w) {
+      if (item.block[w] != item.stamp) bad.fetch_add(1);
+    }
+    pool.Deallocate(item.block, kWords * 8);
+  }
+  scratch.clear();
+}
+
 // Frees up to `limit` blocks (or until closed and drained); returns how many.
 int Consume(MemoryPool& pool, Channel& ch, int limit, std::atomic<int>& bad) {
+  static std::atomic<std::uint64_t> next_scratch{std::uint64_t{1} << 63};
   int freed = 0;
   std::vector<Item> got;
+  std::vector<Item> scratch;
   while (freed < limit) {
     {
       std::lock_guard<std::mutex> lock(ch.mu);
@@ -67,6 +80,15 @@ int Consume(MemoryPool& pool, Channel& ch, int limit, std::atomic<int>& bad) {
       pool.Deallocate(item.block, kWords * 8);
       ++freed;
     }
+    // A run longer than both magazines: empties current, takes the spare,
+    // refills from the shared list, then fills and flushes on the way back.
+    for (int i = 0; i < 100 && !got.empty(); ++i) {
+      auto* own = static_cast<std::uint64_t*>(pool.Allocate(kWords * 8));
+      const std::uint64_t stamp = next_scratch.fetch_add(1);
+      for (std::size_t w = 0; w < kWords; ++w) own[w] = stamp;
+      scratch.push_back(Item{own, stamp});
+    }
+    CheckAndFree(pool, scratch, bad);
     got.clear();
   }
   return freed;
