@@ -3,24 +3,27 @@
 // requests go to the system allocator.
 //
 // Threading: every method may be called from any thread; a block may be freed
-// on a thread other than the one that allocated it. Each size class keeps one
-// shared lock-free free list (a Treiber stack).
+// on a thread other than the one that allocated it (it then goes to the
+// freeing thread's cache). Each thread keeps, per pool and size class, a
+// bounded cache of two magazines (current + spare) of up to BatchOf(class)
+// blocks; an empty cache refills by popping one batch from the class's shared
+// lock-free list (one CAS), a cache with both magazines full flushes the
+// spare as one batch (one CAS). A thread's caches go back to the shared lists
+// when it exits; a pool destroyed first is never touched by them (ownership:
+// docs/memory.md, "Thread caches").
 //
-// Reclamation / ABA: the list head is a tagged 64-bit word, the block address
-// in the low 48 bits and a generation in the upper 16 bits, bumped by every
-// successful push and pop. A pop that read head A and next B, then lost the
-// CPU while others popped A, popped B and pushed A back, sees a different
-// generation and its CAS fails. Blocks come from chunks that are never
-// returned to the OS while the pool lives, so reading a popped node's next
-// is always a mapped read (possibly stale, then the CAS fails).
+// Reclamation / ABA on the shared lists: the head is a tagged 64-bit word,
+// the batch address in the low 48 bits and a generation in the upper 16 bits,
+// bumped by every successful push and pop. Chunks are never returned to the
+// OS while the pool lives, so reading a listed batch's link is always a
+// mapped read (possibly stale, then the CAS fails).
 //
 // Debug builds with the CMake option KEEL_STOMP send every pooled block to
-// StompAllocator (guard pages, never reused) instead of the free lists.
-//
-// Not done yet: per-thread caches (see docs/memory.md).
+// StompAllocator (guard pages, never reused) instead of caches and lists.
 
 #include <array>
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -28,15 +31,35 @@
 
 namespace keel::memory {
 
+namespace internal {
+struct PoolCache;
+class ThreadCaches;
+}  // namespace internal
+
 struct PoolOptions {
   std::size_t chunk_bytes = 64 * 1024;  // Carved into blocks of one class.
+  // Most blocks moved between a thread cache and the shared list at once; a
+  // class's batch is also capped at 32 KiB of blocks (4 KiB: 8). A thread
+  // caches at most two batches per class. 0: no thread caches, every
+  // allocate and free is one CAS on the shared list.
+  std::size_t max_batch = 32;
 };
 
+// One size class at one moment. Counters of other threads are read without
+// stopping them: exact when the pool is quiescent, a close snapshot otherwise.
 struct ClassStats {
   std::size_t block_size = 0;
-  std::size_t in_use = 0;  // Handed out, not yet freed.
-  std::size_t cached = 0;  // Carved and sitting on the free list.
-  std::size_t peak = 0;    // Highest in_use seen.
+  std::size_t batch = 0;          // BatchOf(class); 0 without thread caches.
+  std::size_t in_use = 0;         // Handed out, not yet freed.
+  std::size_t thread_cached = 0;  // Free, in the caches of live threads.
+  std::size_t shared_cached = 0;  // Free, on the shared list.
+  std::size_t cached = 0;         // thread_cached + shared_cached.
+  // Highest number of blocks ever off the shared list (in use + in thread
+  // caches). Without thread caches (max_batch 0) that is the exact in-use
+  // peak; with them it exceeds the in-use peak by at most what the caches
+  // held then (2 x batch per thread).
+  std::size_t peak = 0;
+  std::size_t carved = 0;  // Blocks cut from chunks so far.
 };
 
 class MemoryPool {
@@ -45,6 +68,8 @@ class MemoryPool {
   static constexpr std::size_t kClassCount = 9;  // 16, 32, ..., 4096.
 
   explicit MemoryPool(PoolOptions options = {});
+  // Blocks still in use or cached by live threads die with the chunks; those
+  // threads' caches for this pool are marked dead and dropped untouched.
   ~MemoryPool();
   MemoryPool(const MemoryPool&) = delete;
   MemoryPool& operator=(const MemoryPool&) = delete;
@@ -57,31 +82,51 @@ class MemoryPool {
   void Deallocate(void* ptr, std::size_t size) noexcept;
 
   ClassStats Stats(std::size_t class_index) const;
-  static std::size_t ClassOf(std::size_t size) noexcept;
+  static std::size_t ClassOf(std::size_t size) noexcept {
+    return size <= 16 ? 0 : static_cast<std::size_t>(std::bit_width(size - 1)) - 4;
+  }
+  std::size_t BatchOf(std::size_t class_index) const noexcept;
+  // Returns this thread's cached blocks of this pool to the shared lists.
+  void FlushThreadCache() noexcept;
 
-  // Test hook: runs inside Pop between reading head/next and the CAS.
+  // Test hook: runs inside a shared-list pop between reading head/link and the CAS.
   using PopHook = void (*)(void* arg);
   static void SetPopHookForTest(PopHook hook, void* arg) noexcept;
 
  private:
-  struct Node {
-    Node* next;
-  };
+  friend class internal::ThreadCaches;
+  friend struct internal::PoolCache;
+
   struct SizeClass {
-    std::atomic<std::uint64_t> head{0};
-    std::atomic<std::size_t> in_use{0};
-    std::atomic<std::size_t> cached{0};
+    std::atomic<std::uint64_t> head{0};  // Tagged pointer to the first batch.
+    // Relaxed counters (statistics only; nothing is ordered by them).
+    std::atomic<std::size_t> off_shared{0};  // Blocks not on the shared list.
+    std::atomic<std::size_t> carved{0};
     std::atomic<std::size_t> peak{0};
+    std::atomic<std::uint64_t> allocs{0};  // By exited threads and uncached paths.
+    std::atomic<std::uint64_t> frees{0};
   };
 
-  Node* Pop(SizeClass& sc) noexcept;
-  void Push(SizeClass& sc, Node* node) noexcept;
-  bool Refill(std::size_t class_index);
+  internal::PoolCache* LocalCache() noexcept;
+  [[gnu::noinline]] internal::PoolCache* LocalCacheSlow() noexcept;
+  [[gnu::noinline]] void* AllocateSlow(std::size_t class_index);
+  [[gnu::noinline]] void DeallocateSlow(std::size_t class_index, void* ptr) noexcept;
+  void* AllocateShared(std::size_t class_index);
+  void DeallocateShared(std::size_t class_index, void* ptr) noexcept;
+  // Batches: a chain of `count` blocks linked through their first word.
+  void* PopBatch(std::size_t class_index, std::uint32_t* count);
+  void PushBatch(std::size_t class_index, void* first, std::uint32_t count) noexcept;
+  bool Carve(std::size_t class_index);
 
   PoolOptions options_;
+  std::uint64_t id_;  // Never reused; thread caches key on it.
+  std::array<std::uint32_t, kClassCount> batch_{};
   std::array<SizeClass, kClassCount> classes_;
   std::mutex chunks_mu_;
   std::vector<void*> chunks_;  // Guarded by chunks_mu_.
+  // Caches of live threads for this pool; guarded by the registry mutex
+  // (thread_cache.cc), which is not nameable in an annotation here.
+  std::vector<internal::PoolCache*> caches_;
 };
 
 }  // namespace keel::memory

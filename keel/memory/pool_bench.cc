@@ -3,22 +3,35 @@
 // to glibc. Cases (single thread):
 //   hot64, hot4096: one allocation and its free per iteration;
 //   batch64:        1000 allocations of 64 B, then their 1000 frees, per
-//                   iteration (divide by 2000 for ns per operation).
+//                   iteration (divide by 2000 for ns per operation);
+//   cross64:        1000 allocations of 64 B on the benchmark thread, then
+//                   their 1000 frees on a second thread, per iteration
+//                   (divide by 1000 for ns per block). Process CPU time, so
+//                   both threads count; the benchmark thread is pinned to the
+//                   first CPU of the process's affinity set and the freer to
+//                   the last (taskset -c 1: same core; -c 0,1: two cores).
+// keel_nocache is a MemoryPool without thread caches (max_batch 0): one CAS
+// per allocate and per free, as before the caches.
 // Debian's libjemalloc exports unprefixed malloc, so linking it would replace
 // glibc's for the whole process: it is dlopen'ed RTLD_LOCAL instead and only
 // mallocx/sdallocx are used. Debian's libmimalloc.so exports malloc too
 // (it overrides when linked), so it is dlopen'ed the same way for
 // mi_malloc/mi_free. A check at start-up fails the run if malloc is not
 // glibc's.
-// Cross-thread free is not measured yet (docs/memory.md).
 #include <dlfcn.h>
+#include <pthread.h>
+#include <sched.h>
 
 #include <benchmark/benchmark.h>
 
 #include <array>
+#include <atomic>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <thread>
+#include <utility>
 
 #include "keel/memory/memory_pool.h"
 
@@ -69,6 +82,76 @@ struct Keel {
   static void Free(void* p, std::size_t n) { keel::memory::MemoryPool::Default().Deallocate(p, n); }
 };
 
+struct KeelNoCache {
+  static keel::memory::MemoryPool& Pool() {
+    static auto* pool = new keel::memory::MemoryPool(keel::memory::PoolOptions{.max_batch = 0});
+    return *pool;
+  }
+  static void* Alloc(std::size_t n) { return Pool().Allocate(n); }
+  static void Free(void* p, std::size_t n) { Pool().Deallocate(p, n); }
+};
+
+void PinTo(pthread_t thread, std::size_t cpu) {
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpu, &one);
+  pthread_setaffinity_np(thread, sizeof one, &one);
+}
+
+// First and last CPU the process may run on (its taskset).
+std::pair<std::size_t, std::size_t> AllowedEnds() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  sched_getaffinity(0, sizeof set, &set);
+  std::size_t first = CPU_SETSIZE;
+  std::size_t last = 0;
+  for (std::size_t cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (!CPU_ISSET(cpu, &set)) continue;
+    if (first == CPU_SETSIZE) first = cpu;
+    last = cpu;
+  }
+  return {first, last};
+}
+
+template <typename A>
+void CrossThread(benchmark::State& state) {
+  constexpr std::uint64_t kStop = ~std::uint64_t{0};
+  std::array<void*, 1000> blocks{};
+  // posted: round number published by the benchmark thread; freed: the last
+  // round the freer finished. Release/acquire pairs publish the block array.
+  std::atomic<std::uint64_t> posted{0};
+  std::atomic<std::uint64_t> freed{0};
+  const auto [first_cpu, last_cpu] = AllowedEnds();
+  PinTo(pthread_self(), first_cpu);
+  std::thread freer([&, cpu = last_cpu] {
+    PinTo(pthread_self(), cpu);
+    std::uint64_t seen = 0;
+    for (;;) {
+      posted.wait(seen, std::memory_order_acquire);
+      seen = posted.load(std::memory_order_acquire);
+      if (seen == kStop) return;
+      for (void* b : blocks) A::Free(b, 64);
+      freed.store(seen, std::memory_order_release);
+      freed.notify_one();
+    }
+  });
+  std::uint64_t round = 0;
+  for (auto _ : state) {
+    for (auto& b : blocks) b = A::Alloc(64);
+    benchmark::DoNotOptimize(blocks.data());
+    posted.store(++round, std::memory_order_release);
+    posted.notify_one();
+    for (std::uint64_t done = freed.load(std::memory_order_acquire); done != round;
+         done = freed.load(std::memory_order_acquire)) {
+      freed.wait(done, std::memory_order_acquire);
+    }
+  }
+  posted.store(kStop, std::memory_order_release);
+  posted.notify_one();
+  freer.join();
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(blocks.size()));
+}
+
 template <typename A>
 void Hot(benchmark::State& state) {
   const auto size = static_cast<std::size_t>(state.range(0));
@@ -95,6 +178,7 @@ void Register(const char* impl) {
   benchmark::RegisterBenchmark((base + "hot64").c_str(), Hot<A>)->Arg(64);
   benchmark::RegisterBenchmark((base + "hot4096").c_str(), Hot<A>)->Arg(4096);
   benchmark::RegisterBenchmark((base + "batch64").c_str(), Batch<A>);
+  benchmark::RegisterBenchmark((base + "cross64").c_str(), CrossThread<A>)->MeasureProcessCPUTime();
 }
 
 }  // namespace
@@ -114,6 +198,7 @@ int main(int argc, char** argv) {
   Register<JeMalloc>("jemalloc");
   Register<MiMalloc>("mimalloc");
   Register<Keel>("keel");
+  Register<KeelNoCache>("keel_nocache");
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
