@@ -18,10 +18,10 @@ void GlobalQueue::Push(JobQueue* queue, std::size_t wake_if_more_than) {
     tail_ = queue;
     ++size_;
     size_hint_.store(size_, std::memory_order_relaxed);
-    // A spinner re-checks under mu_ after it stops spinning (see Pop), so
-    // skipping the wake while one spins cannot strand the queue.
+    // Each spinner takes one queue and re-checks under mu_ after it stops
+    // spinning (see Pop): wake a sleeper only for queues beyond the spinners.
     wake = sleepers_ > 0 && size_ > wake_if_more_than &&
-           spinning_.load(std::memory_order_relaxed) == 0;
+           size_ > spinning_.load(std::memory_order_relaxed);
   }
   if (wake) cv_.NotifyOne();
 }
@@ -37,57 +37,56 @@ JobQueue* GlobalQueue::PopLocked() {
   return queue;
 }
 
-bool GlobalQueue::SpinForWork() {
+void GlobalQueue::SpinForWork() {
   using SteadyClock = std::chrono::steady_clock;
   // Real time on purpose: a test's ManualClock must not make workers spin forever.
   const SteadyClock::time_point deadline = SteadyClock::now() + idle_spin_;
   spinning_.fetch_add(1, std::memory_order_relaxed);
-  bool seen = false;
   for (uint32_t round = 0;; ++round) {
-    if (size_hint_.load(std::memory_order_relaxed) != 0) {
-      seen = true;
+    if (size_hint_.load(std::memory_order_relaxed) != 0 ||
+        closed_hint_.load(std::memory_order_relaxed)) {
       break;
     }
-    // Pauses first; once past a few rounds, yield so that on an
-    // oversubscribed machine the producer we wait for gets the CPU.
+    // Pauses first; then yield, so that on an oversubscribed machine the
+    // producer we wait for gets the CPU. The deadline is read every yield.
     if (round < 8) {
       for (int i = 0; i < 32; ++i) core::internal::CpuRelax();
-    } else {
-      std::this_thread::yield();
+      continue;
     }
-    if ((round & 7) == 7 && SteadyClock::now() >= deadline) break;
+    std::this_thread::yield();
+    if (SteadyClock::now() >= deadline) break;
   }
-  // Must precede the re-check under mu_ in Pop: a Push that still saw this
-  // spinner skipped its wake, and its queue is then visible to that re-check.
+  // Must precede the re-check under mu_ in Pop: a Push that still counted
+  // this spinner may have skipped its wake, and its queue is then visible to
+  // that re-check.
   spinning_.fetch_sub(1, std::memory_order_relaxed);
-  return seen;
+}
+
+JobQueue* GlobalQueue::TakeLocked(bool& stop) {
+  stop = closed_ && !drain_;
+  if (stop) return nullptr;
+  if (JobQueue* queue = PopLocked()) {
+    // More queues wait than spinners will take: pass a wake on, so a wake
+    // that Push skipped for a spinner never costs a sleeping worker's turn.
+    if (sleepers_ > 0 && size_ > spinning_.load(std::memory_order_relaxed)) cv_.NotifyOne();
+    return queue;
+  }
+  stop = closed_;
+  return nullptr;
 }
 
 JobQueue* GlobalQueue::Pop() {
+  bool stop = false;
   if (idle_spin_.count() > 0) {
     {
       core::MutexLock lock(mu_);
-      if (closed_ && !drain_) return nullptr;
-      if (JobQueue* queue = PopLocked()) return queue;
-      if (closed_) return nullptr;
+      if (JobQueue* queue = TakeLocked(stop); queue != nullptr || stop) return queue;
     }
-    if (SpinForWork()) {
-      core::MutexLock lock(mu_);
-      if (closed_ && !drain_) return nullptr;
-      if (JobQueue* queue = PopLocked()) {
-        // Last spinner out: if more wait, wake a sleeper for them.
-        const bool wake = size_ > 0 && sleepers_ > 0 &&
-                          spinning_.load(std::memory_order_relaxed) == 0;
-        if (wake) cv_.NotifyOne();
-        return queue;
-      }
-    }
+    SpinForWork();
   }
   core::MutexLock lock(mu_);
   for (;;) {
-    if (closed_ && !drain_) return nullptr;
-    if (JobQueue* queue = PopLocked()) return queue;
-    if (closed_) return nullptr;
+    if (JobQueue* queue = TakeLocked(stop); queue != nullptr || stop) return queue;
     ++sleepers_;
     cv_.Wait(mu_);
     --sleepers_;
@@ -105,6 +104,7 @@ void GlobalQueue::Close(bool drain) {
     closed_ = true;
     drain_ = drain;
   }
+  closed_hint_.store(true, std::memory_order_relaxed);
   cv_.NotifyAll();
 }
 

@@ -6,11 +6,12 @@
 //
 // Thread-safe. Pop blocks: a worker with nothing to do first spins for
 // `idle_spin` (real time, pauses then yields), then sleeps on the condition
-// variable. Push wakes one sleeper only when one is asleep and no worker is
-// spinning (a spinner will take the queue without a futex wake); a spinner
-// that finds work wakes a sleeper if more queues wait and no other spinner is
-// left to see them (the "last spinner wakes the next" rule of Go's scheduler),
-// so spinning never costs parallelism, only the wake-up of each hand-off.
+// variable. Push wakes one sleeper only when one is asleep and more queues
+// wait than workers spin (a spinner takes a queue without a futex wake); a spinner
+// that finds work, and every worker that takes a queue, wakes a sleeper if
+// more queues wait than there are spinners to take them, so a skipped wake
+// is passed on rather than lost: spinning saves the wake-up of a hand-off
+// without leaving runnable actors waiting behind sleeping workers.
 
 #include <atomic>
 #include <chrono>
@@ -45,14 +46,18 @@ class GlobalQueue {
 
  private:
   JobQueue* PopLocked() KEEL_REQUIRES(mu_);
-  // Spins up to idle_spin_ for a push; true if one may have arrived.
-  bool SpinForWork();
+  // Spins up to idle_spin_ (or until a push or Close may have happened).
+  void SpinForWork();
+  // The next queue, passing a wake on if more wait than spinners will take;
+  // nullptr with `stop` set when Pop must return nullptr (closed).
+  JobQueue* TakeLocked(bool& stop) KEEL_REQUIRES(mu_);
 
   const std::chrono::nanoseconds idle_spin_{0};
   // Mirrors size_ for spinners (written under mu_, read without it).
   std::atomic<std::size_t> size_hint_{0};
   // Workers inside SpinForWork; read by Push under mu_.
   std::atomic<uint32_t> spinning_{0};
+  std::atomic<bool> closed_hint_{false};  // mirrors closed_ for spinners
 
   mutable core::Mutex mu_{"GlobalQueue"};
   core::CondVar cv_;

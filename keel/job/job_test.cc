@@ -1,8 +1,10 @@
 #include "keel/job/job.h"
+#include "keel/job/internal/job_list.h"
 
 #include <gtest/gtest.h>
 
 #include <array>
+#include <thread>
 #include <memory>
 #include <utility>
 
@@ -50,6 +52,36 @@ TEST(Job, HoldsMoveOnlyCaptures) {
   Job moved(std::move(job));
   moved();
   EXPECT_EQ(out, 5);
+}
+
+// A thread_local built before the thread's first job node is destroyed after
+// the thread's node cache: its destructor must still get working nodes (once,
+// the cache handed out nodes it had already deleted; ASan reports that).
+struct LateUser {
+  bool armed = false;
+  ~LateUser() {
+    if (!armed) return;
+    std::array<internal::JobNode*, 600> nodes{};
+    for (auto*& node : nodes) {
+      node = internal::AllocNode();
+      node->job = Job([] {});
+    }
+    for (auto* node : nodes) {
+      node->job.Reset();
+      internal::FreeNode(node);
+    }
+  }
+};
+
+TEST(JobNodes, ThreadLocalDestructorsAfterTheCacheStillWork) {
+  std::thread([] {
+    static thread_local LateUser late;  // constructed first: destroyed last
+    late.armed = true;
+    std::array<internal::JobNode*, 700> nodes{};  // fills the cache past one batch
+    for (auto*& node : nodes) node = internal::AllocNode();
+    for (auto* node : nodes) internal::FreeNode(node);
+  }).join();
+  SUCCEED();  // the assertion is ASan's (and the absence of a crash)
 }
 
 }  // namespace

@@ -159,8 +159,9 @@ void WorkerGroup::RunSlice(internal::Worker& worker, JobQueue* queue, bool local
   std::shared_ptr<JobQueue> release;
   if (queue->FinishSlice(jobs, ran, release)) {
     queue->ready_at_ns_.store(now, std::memory_order_relaxed);
-    // This worker Pops next; wake a peer only if something else also waits.
-    global_.Push(queue, 1);
+    // With no local pick waiting this worker Pops next: wake a peer only if
+    // something else also waits. With one, it runs that first: wake a peer.
+    global_.Push(queue, worker.next != nullptr ? 0 : 1);
   }
   release.reset();  // may destroy the actor, on this thread
 }

@@ -212,5 +212,38 @@ TEST(Scheduler, IdleSpinNeverStrandsAPost) {
   }
 }
 
+// A post that skipped its wake because a worker was spinning must not leave
+// a second runnable actor waiting while another worker sleeps: three jobs
+// that each wait for all three to start need three workers at once.
+TEST(Scheduler, SpinningWorkerDoesNotHoldBackSleepingOnes) {
+  constexpr int kRounds = KEEL_JOB_UNDER_TSAN ? 5 : 20;
+  SchedulerOptions options = OneGroup(3);
+  options.idle_spin = 5ms;
+  Scheduler scheduler(options);
+  std::vector<std::shared_ptr<TestActor>> actors;
+  for (int i = 0; i < 3; ++i) {
+    actors.push_back(std::make_shared<TestActor>(scheduler.Group("logic"), "meet"));
+  }
+  for (int round = 0; round < kRounds; ++round) {
+    std::this_thread::sleep_for(20ms);  // every worker asleep
+    // One worker runs this and then spins while the three posts arrive.
+    std::atomic<bool> warm{false};
+    actors[0]->Post([&warm] { warm = true; });
+    ASSERT_TRUE(WaitFor([&] { return warm.load(); }, 5s));
+    std::atomic<int> started{0};
+    std::atomic<int> met{0};
+    std::atomic<int> done{0};
+    for (auto& actor : actors) {
+      actor->Post([&] {
+        started.fetch_add(1);
+        if (WaitFor([&] { return started.load() == 3; }, 1000ms)) met.fetch_add(1);
+        done.fetch_add(1);
+      });
+    }
+    ASSERT_TRUE(WaitFor([&] { return done.load() == 3; }, 10s));
+    ASSERT_EQ(met.load(), 3) << "round " << round << ": a runnable actor waited behind a sleeping worker";
+  }
+}
+
 }  // namespace
 }  // namespace keel::job

@@ -62,10 +62,19 @@ Depot& TheDepot() {
   return *depot;
 }
 
+// Set when this thread's cache is destroyed: thread_local and static
+// destructors that run later (an actor posting or dropping jobs at exit) must
+// not reach the destroyed cache, so they use plain new/delete.
+constinit thread_local bool tls_cache_gone = false;
+
 struct NodeCache {
   std::array<JobNode*, 2 * kBatch> nodes{};
   std::size_t size = 0;
-  ~NodeCache() { DeleteNodes(nodes.data(), size); }
+  ~NodeCache() {
+    DeleteNodes(nodes.data(), size);
+    size = 0;
+    tls_cache_gone = true;
+  }
 };
 
 thread_local NodeCache tls_cache;
@@ -73,6 +82,7 @@ thread_local NodeCache tls_cache;
 }  // namespace
 
 JobNode* AllocNode() {
+  if (tls_cache_gone) [[unlikely]] return new JobNode();
   NodeCache& cache = tls_cache;
   if (cache.size == 0) {
     if (!TheDepot().TryTake(cache.nodes.data())) return new JobNode();
@@ -86,6 +96,10 @@ JobNode* AllocNode() {
 }
 
 void FreeNode(JobNode* node) noexcept {
+  if (tls_cache_gone) [[unlikely]] {
+    delete node;
+    return;
+  }
   NodeCache& cache = tls_cache;
   if (cache.size == cache.nodes.size()) {
     // Hand the newer half to the depot (or malloc if the depot is full).

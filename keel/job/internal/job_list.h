@@ -22,8 +22,10 @@ struct JobNode {
 };
 
 // Takes a node from this thread's free list (refilled in batches from a
-// shared depot, else the heap) / returns it there (surplus batches go to the
-// depot, which holds at most 16 x kMaxCachedNodes nodes; beyond that, malloc).
+// shared depot, else the heap) / returns it there (a thread caches at most
+// 512 nodes; surplus batches go to the depot, which holds at most
+// 16 x kMaxCachedNodes nodes; beyond that, malloc). After the thread's cache
+// is destroyed (thread exit) both fall back to new/delete.
 JobNode* AllocNode();
 void FreeNode(JobNode* node) noexcept;
 inline constexpr std::size_t kMaxCachedNodes = 4096;
