@@ -62,6 +62,7 @@
 #include <vector>
 
 #include "keel/net/internal/backend.h"
+#include "keel/net/internal/backend_testing.h"
 
 namespace keel::net::internal {
 namespace {
@@ -108,6 +109,7 @@ class UringBackend final : public Backend {
   void Cancel(int fd) override;
   std::size_t Wait(std::span<Completion> out, int timeout_ms) override;
   void Wake() noexcept override;
+  int error() const noexcept override { return error_; }
 
  private:
   uint32_t NewOp(OpKind kind, int fd, uint64_t user_data);
@@ -137,6 +139,7 @@ class UringBackend final : public Backend {
   uint64_t wake_buf_ = 0;
   bool wake_armed_ = false;
   bool woken_ = false;  // the wake read completed during this Wait
+  int error_ = 0;       // see Backend::error()
   // Set by Wake() before writing the eventfd; cleared by the loop (Handle)
   // when the read completes, before it re-arms. acq_rel pairs the two.
   std::atomic<bool> wake_pending_{false};
@@ -222,7 +225,12 @@ UringBackend::~UringBackend() {
   }
   // Stop the kernel from touching lent buffers before returning. A ring never
   // entered (still R_DISABLED) has submitted nothing: no need to enable it.
-  if (live_ > 0 && enabled_) {
+  // The armed wake read is drained too: it reads into wake_buf_, a member.
+  // What the ring's exit work still tears down after io_uring_queue_exit
+  // (e.g. compat-mode timeout SQEs) reaches this thread as task work, which
+  // without COOP_TASKRUN is signalled (TIF_NOTIFY_SIGNAL) and makes the next
+  // blocking syscall here return EINTR: callers must resume their waits.
+  if ((live_ > 0 || wake_armed_) && enabled_) {
     for (uint32_t i : accepts_) ops_[i].cancelled = true;
     if (cancel_fd_) {
       if (io_uring_sqe* sqe = GetSqe()) {
@@ -237,9 +245,15 @@ UringBackend::~UringBackend() {
         io_uring_prep_cancel64(sqe, Key(ops_[i], i), 0);
         io_uring_sqe_set_data64(sqe, kCancelTag);
       }
+      if (wake_armed_) {
+        if (io_uring_sqe* sqe = GetSqe()) {
+          io_uring_prep_cancel64(sqe, kWakeTag, 0);
+          io_uring_sqe_set_data64(sqe, kCancelTag);
+        }
+      }
     }
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-    while (live_ > 0 && std::chrono::steady_clock::now() < deadline) {
+    while ((live_ > 0 || wake_armed_) && std::chrono::steady_clock::now() < deadline) {
       __kernel_timespec ts{0, 10'000'000};
       io_uring_cqe* cqe = nullptr;
       const int rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
@@ -488,6 +502,7 @@ void UringBackend::Reap(std::size_t limit) {
 
 std::size_t UringBackend::Wait(std::span<Completion> out, int timeout_ms) {
   using Clock = std::chrono::steady_clock;
+  if (error_ != 0) return 0;
   const auto deadline = Clock::now() + std::chrono::milliseconds(std::max(timeout_ms, 0));
   if (out.empty()) timeout_ms = 0;  // nothing could be handed out: only submit
   std::size_t n = 0;
@@ -519,7 +534,10 @@ std::size_t UringBackend::Wait(std::span<Completion> out, int timeout_ms) {
     }
     if (n > 0 || woken_ || timeout_ms == 0) break;
     if (timeout_ms > 0 && Clock::now() >= deadline) break;
-    if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN) break;
+    if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN) {
+      error_ = rc;
+      break;
+    }
   }
   woken_ = false;  // a wake seen while starting ops (full SQ) also ends a Wait
   return n;
@@ -626,8 +644,7 @@ std::unique_ptr<Backend> MakeUringBackend(unsigned entries, std::string* error) 
   return Make(opt, error);
 }
 
-// Test hook (declared by backend_test.cc): a backend that ignores the 5.19+
-// features, to exercise the fallbacks on a new kernel.
+// Declared in internal/backend_testing.h.
 std::unique_ptr<Backend> MakeUringBackendCompatForTest(unsigned entries, std::string* error) {
   Options opt;
   opt.entries = entries;
