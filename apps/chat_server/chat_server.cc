@@ -4,7 +4,6 @@
 #include <thread>
 
 #include "keel/core/log.h"
-#include "keel/net/send_batch.h"
 
 namespace keel::chat {
 namespace {
@@ -59,7 +58,6 @@ Room::Room(job::WorkerGroup& group, ChatServer& server, std::string name, RoomLi
     : JobQueue(group, "room:" + name), server_(server), state_(std::move(name), limits) {}
 
 void Room::Broadcast(const net::SendBufferRef& buf, uint64_t except_user) {
-  net::SendBatch batch;  // one loop wake-up per broadcast, not one per member
   for (const auto& [id, member] : members_) {
     if (id != except_user) member->Send(buf);
   }

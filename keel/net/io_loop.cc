@@ -11,7 +11,6 @@
 #include "keel/core/log.h"
 #include "keel/net/internal/session_core.h"
 #include "keel/net/listener.h"
-#include "keel/net/send_batch.h"
 #include "keel/net/socket_options.h"
 
 namespace keel::net {
@@ -45,27 +44,6 @@ IoLoop::~IoLoop() {
   }
 }
 
-// ---- SendBatch (send_batch.h) ----
-
-namespace {
-// Loops woken by this thread's open SendBatch: few (one per IO thread).
-struct BatchState {
-  int depth = 0;
-  std::vector<IoLoop*> loops;
-};
-thread_local BatchState batch_state;
-}  // namespace
-
-SendBatch::SendBatch() noexcept { ++batch_state.depth; }
-
-SendBatch::~SendBatch() {
-  if (--batch_state.depth > 0) return;
-  // The loops' posted work is already visible (PostTask's unlock of
-  // post_mu_ happens before this wake, as for an immediate one).
-  for (IoLoop* loop : batch_state.loops) loop->backend().Wake();
-  batch_state.loops.clear();
-}
-
 // ---- posting (any thread) ----
 
 void IoLoop::PostTask(Task task) {
@@ -73,13 +51,7 @@ void IoLoop::PostTask(Task task) {
     core::LockGuard<core::SpinLock> g(post_mu_);
     posted_.push_back(std::move(task));
   }
-  if (InLoopThread()) return;
-  if (batch_state.depth > 0) {
-    if (std::find(batch_state.loops.begin(), batch_state.loops.end(), this) == batch_state.loops.end())
-      batch_state.loops.push_back(this);
-    return;
-  }
-  backend_->Wake();
+  if (!InLoopThread()) backend_->Wake();
 }
 
 void IoLoop::PostFlush(SessionRef s) { PostTask({Task::kFlush, std::move(s)}); }

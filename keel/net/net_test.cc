@@ -13,7 +13,6 @@
 #include <numeric>
 #include <thread>
 
-#include "keel/net/send_batch.h"
 #include "keel/net/testing/net_fixture.h"
 
 #if defined(__has_feature)
@@ -432,45 +431,6 @@ TEST_P(NetTest, OneSendBufferReachesThousandSessionsIntact) {
     log_.sessions.clear();
   }
   EXPECT_TRUE(WaitFor([&] { return SendBuffer::Stats().buffers_live == base.buffers_live; }));
-}
-
-// Sends made inside (nested) SendBatch scopes on a non-loop thread are all
-// delivered, in order, once the outermost scope has ended.
-TEST_P(NetTest, SendBatchDeliversEverySendAfterTheScope) {
-  log_.keep = true;
-  StartServer<SinkSession>();
-  constexpr int kClients = 50;
-  std::vector<int> fds;
-  for (int i = 0; i < kClients; ++i) {
-    fds.push_back(ConnectClient(port_));
-    ASSERT_GE(fds.back(), 0);
-  }
-  ASSERT_TRUE(WaitFor([&] { return server_->stats().sessions_open == kClients; }));
-  auto first = Pattern(100, 1);
-  auto second = Pattern(200, 2);
-  std::thread worker([&] {
-    SendBufferRef a = SendBuffer::Copy(first);
-    SendBufferRef b = SendBuffer::Copy(second);
-    std::lock_guard<std::mutex> g(log_.mu);
-    SendBatch outer;
-    for (auto& s : log_.sessions) EXPECT_TRUE(s->Send(a));
-    {
-      SendBatch inner;
-      for (auto& s : log_.sessions) EXPECT_TRUE(s->Send(b));
-    }
-  });
-  worker.join();
-  std::vector<uint8_t> got(first.size() + second.size());
-  std::vector<uint8_t> want = first;
-  want.insert(want.end(), second.begin(), second.end());
-  for (int fd : fds) {
-    ASSERT_TRUE(RecvAll(fd, got.data(), got.size()));
-    ASSERT_TRUE(got == want);
-  }
-  for (int fd : fds) ::close(fd);
-  ASSERT_TRUE(WaitFor([&] { return log_.disconnected.load() == kClients; }));
-  std::lock_guard<std::mutex> g(log_.mu);
-  log_.sessions.clear();
 }
 
 // Client side: the Service connects out (the bots' path).
