@@ -29,6 +29,7 @@ def main():
     p.add_argument("--seconds", type=float, default=3.0)
     p.add_argument("--warmup", type=float, default=1.0)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--servers", default="redis,asio,keel", help="protocols to run, comma-separated")
     args = p.parse_args()
     here = os.path.join(args.build, "bench", "broadcast")
     client = os.path.join(here, "broadcast_client")
@@ -52,6 +53,8 @@ def main():
         for members in map(int, args.members.split(",")):
             rows = {}
             for name, protocol, cmd in servers:
+                if protocol not in args.servers.split(","):
+                    continue
                 runs = []
                 for _ in range(args.repeat):
                     port = free_port()

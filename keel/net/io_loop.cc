@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "keel/core/lock_guard.h"
@@ -71,6 +72,15 @@ void IoLoop::Run() {
   for (;;) {
     const std::size_t n = backend_->Wait(completions_, NextTimeoutMs());
     for (std::size_t i = 0; i < n; ++i) Dispatch(completions_[i]);
+    if (const int err = backend_->error(); err != 0) {
+      // The backend can no longer wait or submit (Backend::Wait): no
+      // operation in flight will ever complete, so no session can be closed
+      // cleanly and buffers lent to the kernel cannot be reclaimed.
+      // Continuing would spin or hang; fail loudly instead.
+      KEEL_LOG_ERROR("io loop {}: {} backend failed: {}; aborting", index_, backend_->name(),
+                     std::strerror(-err));
+      std::abort();
+    }
     for (int round = 0; round < 4 && RunPosted(); ++round) {
     }
     RunTimers();

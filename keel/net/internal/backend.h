@@ -8,9 +8,13 @@
 //
 // Ownership rules, for every backend:
 //   - Every started operation completes exactly once (or, for multishot
-//     accept, until a completion without kMore), cancellation included.
+//     accept, until a completion with more=false), cancellation included.
 //     Buffers and iovec arrays passed in stay owned by the caller and must
 //     stay valid until that final completion.
+//   - The final completion of a multishot accept (more=false) may still
+//     carry a result: an accepted fd (>= 0) that the caller owns and must
+//     use or close, when a connection won the race with Cancel or the
+//     kernel ended the multishot; or -errno (-ECANCELED after Cancel).
 //   - Cancel(fd) makes every pending operation on fd complete soon
 //     (result -ECANCELED if it had not finished). The caller closes fd only
 //     after the last of them has completed.
@@ -33,7 +37,8 @@
 
 namespace keel::net::internal {
 
-enum class OpKind : uint8_t { kAccept, kConnect, kRecv, kSend, kCancel };
+// Cancel is not an operation: it produces no completion of its own.
+enum class OpKind : uint8_t { kAccept, kConnect, kRecv, kSend };
 
 struct Completion {
   uint64_t user_data = 0;
@@ -63,8 +68,18 @@ class Backend {
 
   // Submits what was started and waits up to timeout_ms (-1: forever, 0:
   // poll) for completions; fills `out` and returns how many. A Wake() from
-  // another thread ends the wait early (returns possibly 0).
+  // another thread ends the wait early (returns possibly 0). Signals do not:
+  // an interrupted wait (EINTR) is resumed with the time that is left.
+  //
+  // Fatal errors: when the kernel refuses to wait or submit for a reason
+  // that retrying cannot fix (epoll_wait: EBADF/EFAULT/EINVAL; io_uring_enter:
+  // anything but ETIME/EINTR/EBUSY/EAGAIN), Wait returns the completions it
+  // already has (possibly 0) and error() turns non-zero. The error is
+  // sticky; every later Wait returns 0 at once. The caller must check
+  // error() after each Wait: operations in flight will not complete.
   virtual std::size_t Wait(std::span<Completion> out, int timeout_ms) = 0;
+  // 0, or -errno of the fatal error that ended the backend (see Wait).
+  virtual int error() const noexcept = 0;
   // Thread-safe; cheap when a wake is already pending.
   virtual void Wake() noexcept = 0;
 };

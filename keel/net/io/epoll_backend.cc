@@ -18,8 +18,10 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <deque>
 #include <vector>
@@ -103,6 +105,7 @@ class EpollBackend final : public Backend {
   }
 
   std::size_t Wait(std::span<Completion> out, int timeout_ms) override {
+    if (error_ != 0) return 0;
     RunTries();
     if (backlog_.empty()) Poll(timeout_ms);
     else Poll(0);
@@ -114,6 +117,8 @@ class EpollBackend final : public Backend {
     }
     return n;
   }
+
+  int error() const noexcept override { return error_; }
 
   void Wake() noexcept override {
     // Acquire/release pair with the exchange in Poll that clears the flag
@@ -167,7 +172,7 @@ class EpollBackend final : public Backend {
 
   void Poll(int timeout_ms) {
     epoll_event events[256];
-    const int n = ::epoll_wait(epfd_, events, 256, timeout_ms);
+    const int n = WaitForEvents(events, 256, timeout_ms);
     for (int i = 0; i < n; ++i) {
       const int fd = events[i].data.fd;
       if (fd == wakefd_) {
@@ -184,6 +189,28 @@ class EpollBackend final : public Backend {
       if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) s.hup = true;
       if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) s.writable = true;
       Try(fd, s);
+    }
+  }
+
+  // epoll_wait, resumed after EINTR with the time left: a signal (or the
+  // TIF_NOTIFY_SIGNAL of io_uring task work queued to this thread by a ring
+  // it used; see UringBackend's destructor) must not end the wait early.
+  // Returns 0 and sets error_ on any other failure.
+  int WaitForEvents(epoll_event* events, int max, int timeout_ms) {
+    using Clock = std::chrono::steady_clock;
+    const auto deadline = Clock::now() + std::chrono::milliseconds(std::max(timeout_ms, 0));
+    for (;;) {
+      const int n = ::epoll_wait(epfd_, events, max, timeout_ms);
+      if (n >= 0) return n;
+      if (errno != EINTR) {
+        error_ = -errno;
+        return 0;
+      }
+      if (timeout_ms > 0) {
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
+        if (left <= 0) return 0;
+        timeout_ms = static_cast<int>(left);
+      }
     }
   }
 
@@ -258,6 +285,7 @@ class EpollBackend final : public Backend {
   const int epfd_;
   const int wakefd_;
   std::atomic<bool> wake_pending_{false};
+  int error_ = 0;  // see Backend::error()
   std::vector<FdState> fds_;
   std::vector<int> tries_;
   std::deque<Completion> backlog_;

@@ -46,11 +46,8 @@
 //     CQ overflow would lose completions, breaking "exactly once".
 
 #include <liburing.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -62,6 +59,7 @@
 #include <vector>
 
 #include "keel/net/internal/backend.h"
+#include "keel/net/internal/backend_testing.h"
 
 namespace keel::net::internal {
 namespace {
@@ -108,6 +106,7 @@ class UringBackend final : public Backend {
   void Cancel(int fd) override;
   std::size_t Wait(std::span<Completion> out, int timeout_ms) override;
   void Wake() noexcept override;
+  int error() const noexcept override { return error_; }
 
  private:
   uint32_t NewOp(OpKind kind, int fd, uint64_t user_data);
@@ -137,6 +136,7 @@ class UringBackend final : public Backend {
   uint64_t wake_buf_ = 0;
   bool wake_armed_ = false;
   bool woken_ = false;  // the wake read completed during this Wait
+  int error_ = 0;       // see Backend::error()
   // Set by Wake() before writing the eventfd; cleared by the loop (Handle)
   // when the read completes, before it re-arms. acq_rel pairs the two.
   std::atomic<bool> wake_pending_{false};
@@ -222,7 +222,12 @@ UringBackend::~UringBackend() {
   }
   // Stop the kernel from touching lent buffers before returning. A ring never
   // entered (still R_DISABLED) has submitted nothing: no need to enable it.
-  if (live_ > 0 && enabled_) {
+  // The armed wake read is drained too: it reads into wake_buf_, a member.
+  // What the ring's exit work still tears down after io_uring_queue_exit
+  // (e.g. compat-mode timeout SQEs) reaches this thread as task work, which
+  // without COOP_TASKRUN is signalled (TIF_NOTIFY_SIGNAL) and makes the next
+  // blocking syscall here return EINTR: callers must resume their waits.
+  if ((live_ > 0 || wake_armed_) && enabled_) {
     for (uint32_t i : accepts_) ops_[i].cancelled = true;
     if (cancel_fd_) {
       if (io_uring_sqe* sqe = GetSqe()) {
@@ -237,9 +242,15 @@ UringBackend::~UringBackend() {
         io_uring_prep_cancel64(sqe, Key(ops_[i], i), 0);
         io_uring_sqe_set_data64(sqe, kCancelTag);
       }
+      if (wake_armed_) {
+        if (io_uring_sqe* sqe = GetSqe()) {
+          io_uring_prep_cancel64(sqe, kWakeTag, 0);
+          io_uring_sqe_set_data64(sqe, kCancelTag);
+        }
+      }
     }
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-    while (live_ > 0 && std::chrono::steady_clock::now() < deadline) {
+    while ((live_ > 0 || wake_armed_) && std::chrono::steady_clock::now() < deadline) {
       __kernel_timespec ts{0, 10'000'000};
       io_uring_cqe* cqe = nullptr;
       const int rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
@@ -488,6 +499,7 @@ void UringBackend::Reap(std::size_t limit) {
 
 std::size_t UringBackend::Wait(std::span<Completion> out, int timeout_ms) {
   using Clock = std::chrono::steady_clock;
+  if (error_ != 0) return 0;
   const auto deadline = Clock::now() + std::chrono::milliseconds(std::max(timeout_ms, 0));
   if (out.empty()) timeout_ms = 0;  // nothing could be handed out: only submit
   std::size_t n = 0;
@@ -519,7 +531,10 @@ std::size_t UringBackend::Wait(std::span<Completion> out, int timeout_ms) {
     }
     if (n > 0 || woken_ || timeout_ms == 0) break;
     if (timeout_ms > 0 && Clock::now() >= deadline) break;
-    if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN) break;
+    if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN) {
+      error_ = rc;
+      break;
+    }
   }
   woken_ = false;  // a wake seen while starting ops (full SQ) also ends a Wait
   return n;
@@ -531,94 +546,7 @@ std::unique_ptr<Backend> Make(const Options& opt, std::string* error) {
   return backend;
 }
 
-// Self-test helpers: a socket that closes itself, and a bounded Wait loop.
-struct Fd {
-  int fd = -1;
-  explicit Fd(int f) : fd(f) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() { if (fd >= 0) close(fd); }
-};
-
-bool SelfTestSteps(std::string* reason) {
-  // Declared first so they outlive the backend, whose destructor cancels
-  // and drains the ops that still use them.
-  char msg[] = {'k', 'e', 'e', 'l'};
-  iovec iov{msg, sizeof(msg)};
-  uint8_t buf[16] = {};
-  auto fail = [&](std::string why) { *reason = "io_uring self-test: " + std::move(why); return false; };
-  Fd lfd(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (lfd.fd < 0) return fail(Errno("socket", errno));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  if (bind(lfd.fd, reinterpret_cast<sockaddr*>(&addr), len) < 0 || listen(lfd.fd, 4) < 0 ||
-      getsockname(lfd.fd, reinterpret_cast<sockaddr*>(&addr), &len) < 0)
-    return fail(Errno("listen on 127.0.0.1", errno));
-  Fd cfd(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (cfd.fd < 0) return fail(Errno("socket", errno));
-
-  Fd acc(-1);
-  std::unique_ptr<Backend> backend = MakeUringBackend(8, reason);
-  if (backend == nullptr) return false;
-  Backend& b = *backend;
-  enum : uint64_t { kAcc = 1, kConn, kSend, kRecv };
-  b.Accept(lfd.fd, kAcc);
-  b.Connect(cfd.fd, reinterpret_cast<sockaddr*>(&addr), len, kConn);
-  int& accepted = acc.fd;
-  int connected = 1;
-  int sent = -1;
-  int received = -1;
-  bool accept_done = false;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-  Completion out[8];
-  bool io_started = false;
-  while (std::chrono::steady_clock::now() < deadline) {
-    const std::size_t n = b.Wait(out, 50);
-    for (std::size_t i = 0; i < n; ++i) {
-      const Completion& c = out[i];
-      if (c.user_data == kAcc) {
-        if (c.result >= 0) {
-          if (accepted >= 0) close(accepted);
-          accepted = c.result;
-        } else if (!io_started) {
-          return fail(Errno("accept", -c.result));
-        }
-        if (!c.more) accept_done = true;
-      }
-      if (c.user_data == kConn) connected = c.result;
-      if (c.user_data == kSend) sent = c.result;
-      if (c.user_data == kRecv) received = c.result;
-    }
-    if (connected < 0) return fail(Errno("connect", -connected));
-    if (!io_started && accepted >= 0 && connected == 0) {
-      io_started = true;
-      b.Send(cfd.fd, &iov, 1, kSend);
-      b.Recv(accepted, buf, sizeof(buf), kRecv);
-      b.Cancel(lfd.fd);
-    }
-    if (sent >= 0 && received >= 0 && accept_done) break;
-  }
-  if (!io_started) return fail("accept/connect did not complete within 2 s");
-  if (sent < 0) return fail(Errno("sendmsg", -sent));
-  if (received < 0) return fail(Errno("recv", -received));
-  if (sent != sizeof(msg) || received != sizeof(msg) || std::memcmp(buf, msg, sizeof(msg)) != 0)
-    return fail("round trip did not deliver the bytes sent (or timed out)");
-  if (!accept_done) return fail("cancel of the multishot accept did not end it");
-  return true;
-}
-
 }  // namespace
-
-bool UringSelfTest(std::string* reason) {
-  std::string local;
-  std::string* why = reason != nullptr ? reason : &local;
-  if (SelfTestSteps(why)) return true;
-  utsname u{};
-  if (uname(&u) == 0) *why += std::string(" [kernel ") + u.release + "]";
-  return false;
-}
 
 std::unique_ptr<Backend> MakeUringBackend(unsigned entries, std::string* error) {
   Options opt;
@@ -626,8 +554,7 @@ std::unique_ptr<Backend> MakeUringBackend(unsigned entries, std::string* error) 
   return Make(opt, error);
 }
 
-// Test hook (declared by backend_test.cc): a backend that ignores the 5.19+
-// features, to exercise the fallbacks on a new kernel.
+// Declared in internal/backend_testing.h.
 std::unique_ptr<Backend> MakeUringBackendCompatForTest(unsigned entries, std::string* error) {
   Options opt;
   opt.entries = entries;
