@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -67,6 +68,22 @@ int ConnectClient(uint16_t port, bool nodelay, int rcvbuf) {
   a.sin_port = htons(port);
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    int err = errno;
+    // With SO_SNDTIMEO set, a signal (or io_uring task work signalled to this
+    // thread) makes connect return EINTR while the handshake goes on: wait for
+    // it instead of calling the attempt failed.
+    if (err == EINTR || err == EINPROGRESS) {
+      pollfd p{fd, POLLOUT, 0};
+      int n = 0;
+      do {
+        n = ::poll(&p, 1, 10'000);
+      } while (n < 0 && errno == EINTR);
+      socklen_t len = sizeof err;
+      if (n == 1 && ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0) return fd;
+      if (n != 1) err = n == 0 ? ETIMEDOUT : errno;
+    }
+    std::fprintf(stderr, "ConnectClient(127.0.0.1:%u): %s\n", static_cast<unsigned>(port),
+                 std::strerror(err));
     ::close(fd);
     return -1;
   }
