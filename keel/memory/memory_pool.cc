@@ -313,7 +313,10 @@ void internal::PoolCache::Flush(MemoryPool& owner) noexcept {
 }
 
 void MemoryPool::FlushThreadCache() noexcept {
-  if (PoolCache* cache = LocalCache()) cache->Flush(*this);
+  // Never creates a cache: a thread that did not use this pool has nothing to flush.
+  PoolCache* cache =
+      t_hot.pool_id == id_ ? t_hot.cache : internal::ThreadCaches::FindExisting(*this);
+  if (cache != nullptr) cache->Flush(*this);
 }
 
 ClassStats MemoryPool::Stats(std::size_t class_index) const {

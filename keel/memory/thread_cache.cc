@@ -63,12 +63,28 @@ ThreadCaches::~ThreadCaches() {
   }
 }
 
-PoolCache* ThreadCaches::Find(MemoryPool& pool) {
-  if (t_phase == Phase::kGone) return nullptr;
+ThreadCaches& ThreadCaches::Local() {
   thread_local ThreadCaches caches;
-  for (PoolCache* cache : caches.caches_) {
+  return caches;
+}
+
+PoolCache* ThreadCaches::FindExisting(const MemoryPool& pool) noexcept {
+  if (t_phase != Phase::kLive) return nullptr;  // kUnborn: no cache at all.
+  for (PoolCache* cache : Local().caches_) {
     if (cache->pool_id == pool.id_) return cache;
   }
+  return nullptr;
+}
+
+std::size_t ThreadCaches::CountForTest(const MemoryPool& pool) {
+  core::MutexLock lock(Reg().mu);
+  return pool.caches_.size();
+}
+
+PoolCache* ThreadCaches::Find(MemoryPool& pool) {
+  if (t_phase == Phase::kGone) return nullptr;
+  if (PoolCache* cache = FindExisting(pool)) return cache;
+  ThreadCaches& caches = Local();
   auto* cache = new (std::nothrow) PoolCache();
   if (cache == nullptr) return nullptr;
   cache->pool_id = pool.id_;

@@ -68,6 +68,17 @@ TEST(ThreadCache, HoldsAtMostTwoBatchesAndFlushesOneAtATime) {
   EXPECT_EQ(pool.Stats(kClass).shared_cached, pool.Stats(kClass).carved);
 }
 
+TEST(ThreadCache, FlushOnAThreadThatNeverUsedThePoolCreatesNoCache) {
+  MemoryPool pool;
+  std::thread([&] {
+    pool.FlushThreadCache();
+    EXPECT_EQ(internal::ThreadCaches::CountForTest(pool), 0u);
+    pool.Deallocate(pool.Allocate(64), 64);
+    EXPECT_EQ(internal::ThreadCaches::CountForTest(pool), 1u);
+  }).join();
+  EXPECT_EQ(internal::ThreadCaches::CountForTest(pool), 0u);
+}
+
 TEST(ThreadCache, ThreadExitReturnsItsCache) {
   MemoryPool pool;
   std::thread([&] {

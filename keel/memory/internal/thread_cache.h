@@ -6,11 +6,12 @@
 // The pool lists it in caches_ so that Stats can sum its counters and the
 // pool's destructor can mark it dead. Both lists and PoolCache::pool are
 // guarded by one process-wide registry mutex (never destroyed), taken only on
-// cold paths: first use, Stats, FlushThreadCache, thread exit, pool
+// cold paths: a thread's first use of a pool, Stats, thread exit, pool
 // destruction. Magazines are touched only by the owning thread.
 
 #include <array>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -53,6 +54,10 @@ class ThreadCaches {
   // The cache for `pool` on this thread, created on first use; nullptr while
   // or after this thread's thread_local objects are destroyed.
   static PoolCache* Find(MemoryPool& pool);
+  // The cache for `pool` on this thread if it has one; never creates one.
+  static PoolCache* FindExisting(const MemoryPool& pool) noexcept;
+  // How many live threads have a cache for `pool` (tests).
+  static std::size_t CountForTest(const MemoryPool& pool);
   // Registry side of a pool's life.
   static std::uint64_t Register(MemoryPool& pool);
   static void Unregister(MemoryPool& pool) noexcept;
@@ -64,6 +69,8 @@ class ThreadCaches {
   ThreadCaches& operator=(const ThreadCaches&) = delete;
 
  private:
+  static ThreadCaches& Local();  // Constructs this thread's on first call.
+
   std::vector<PoolCache*> caches_;  // Owned; touched by this thread only.
 };
 
