@@ -129,8 +129,14 @@ void* MemoryPool::PopBatch(std::size_t class_index, std::uint32_t* count) {
 }
 
 void MemoryPool::PushBatch(std::size_t class_index, void* first, std::uint32_t count) noexcept {
+  // Counted back before it is listed, so off_shared never exceeds the blocks
+  // really off the list (peak stays exact without caches).
+  classes_[class_index].off_shared.fetch_sub(count, std::memory_order_relaxed);
+  PushChain(class_index, first, count);
+}
+
+void MemoryPool::PushChain(std::size_t class_index, void* first, std::uint32_t count) noexcept {
   SizeClass& sc = classes_[class_index];
-  sc.off_shared.fetch_sub(count, std::memory_order_relaxed);
   std::uint64_t head = sc.head.load(std::memory_order_relaxed);
   for (;;) {
     StoreLink(first, reinterpret_cast<std::uintptr_t>(PtrOf(head)) |
@@ -157,15 +163,16 @@ bool MemoryPool::Carve(std::size_t class_index) {
   auto* base = static_cast<std::byte*>(chunk);
   const std::size_t total = bytes / block;
   const std::size_t per_batch = batch_[class_index] == 0 ? 1 : batch_[class_index];
-  sc.carved.fetch_add(total, std::memory_order_relaxed);
-  // Counted off the list until pushed, so off_shared never goes negative.
-  sc.off_shared.fetch_add(total, std::memory_order_relaxed);
   for (std::size_t first = 0; first < total; first += per_batch) {
     const std::size_t n = total - first < per_batch ? total - first : per_batch;
     for (std::size_t i = 0; i < n; ++i) {
       SetNext(base + (first + i) * block, i + 1 < n ? base + (first + i + 1) * block : nullptr);
     }
-    PushBatch(class_index, base + first * block, static_cast<std::uint32_t>(n));
+    // Counted as carved (and so as shared_cached) one batch at a time, just
+    // before it is listed; blocks not yet listed were never off the list, so
+    // off_shared and peak do not see them.
+    sc.carved.fetch_add(n, std::memory_order_relaxed);
+    PushChain(class_index, base + first * block, static_cast<std::uint32_t>(n));
   }
   return true;
 }

@@ -55,9 +55,11 @@ struct ClassStats {
   std::size_t shared_cached = 0;  // Free, on the shared list.
   std::size_t cached = 0;         // thread_cached + shared_cached.
   // Highest number of blocks ever off the shared list (in use + in thread
-  // caches). Without thread caches (max_batch 0) that is the exact in-use
-  // peak; with them it exceeds the in-use peak by at most what the caches
-  // held then (2 x batch per thread).
+  // caches); a block counts from its pop until just before its push, and
+  // freshly carved blocks never count. Without thread caches (max_batch 0)
+  // that is the exact in-use peak, also while threads race; with them it
+  // exceeds the in-use peak by at most what the caches held then (2 x batch
+  // per thread).
   std::size_t peak = 0;
   std::size_t carved = 0;  // Blocks cut from chunks so far.
 };
@@ -116,6 +118,8 @@ class MemoryPool {
   // Batches: a chain of `count` blocks linked through their first word.
   void* PopBatch(std::size_t class_index, std::uint32_t* count);
   void PushBatch(std::size_t class_index, void* first, std::uint32_t count) noexcept;
+  // PushBatch without counting the blocks back (fresh blocks from Carve).
+  void PushChain(std::size_t class_index, void* first, std::uint32_t count) noexcept;
   bool Carve(std::size_t class_index);
 
   PoolOptions options_;

@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <set>
+#include <thread>
 
 namespace keel::memory {
 namespace {
@@ -39,6 +41,29 @@ TEST(MemoryPool, PeakIsExactWithoutThreadCaches) {
   EXPECT_EQ(stats.in_use, 0u);
   EXPECT_EQ(stats.thread_cached, 0u);
   EXPECT_EQ(stats.shared_cached, stats.carved);
+}
+
+// Two threads each hold at most one block, and one may be carving a large
+// chunk while the other pops: blocks not yet listed must not count as in use.
+TEST(MemoryPool, PeakIsExactWhileAnotherThreadCarves) {
+  for (int round = 0; round < 4; ++round) {
+    MemoryPool pool(PoolOptions{.chunk_bytes = 4 << 20, .max_batch = 0});  // 256 Ki blocks.
+    std::atomic<int> ready{0};
+    auto user = [&] {
+      ready.fetch_add(1);
+      while (ready.load() < 2) {
+      }
+      for (int i = 0; i < 200; ++i) pool.Deallocate(pool.Allocate(16), 16);
+    };
+    std::thread a(user);
+    std::thread b(user);
+    a.join();
+    b.join();
+    const ClassStats stats = pool.Stats(0);
+    EXPECT_LE(stats.peak, 2u) << "round " << round;
+    EXPECT_EQ(stats.in_use, 0u);
+    EXPECT_EQ(stats.shared_cached, stats.carved);
+  }
 }
 
 TEST(MemoryPool, LargeRequestsGoToTheSystem) {
