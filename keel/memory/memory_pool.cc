@@ -1,5 +1,6 @@
 #include "keel/memory/memory_pool.h"
 
+#include <cassert>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -17,8 +18,17 @@ using internal::ClassCache;
 using internal::Magazine;
 using internal::PoolCache;
 
-constexpr std::uint64_t kPtrMask = (std::uint64_t{1} << 48) - 1;
-constexpr int kTagShift = 48;
+// Every block lies below 2^48 (checked per chunk in Carve) and is 16-aligned,
+// so a head word keeps address >> 4 in its low 44 bits and a 20-bit
+// generation above them (wraps after 2^20 pushes and pops of one list).
+constexpr int kAddrBits = 48;
+constexpr std::uint64_t kAddrMask = (std::uint64_t{1} << kAddrBits) - 1;
+constexpr int kAlignShift = 4;
+constexpr int kTagShift = kAddrBits - kAlignShift;
+constexpr std::uint64_t kPackedMask = (std::uint64_t{1} << kTagShift) - 1;
+// A link word (second word of a listed batch's head block): next batch's
+// plain address in the low 48 bits, the batch's count in the upper 16.
+constexpr int kCountShift = kAddrBits;
 constexpr std::size_t kBatchBytes = 32 * 1024;
 
 std::atomic<MemoryPool::PopHook> g_pop_hook{nullptr};
@@ -34,12 +44,17 @@ struct HotCache {
 constinit thread_local HotCache t_hot{0, nullptr};
 
 std::uint64_t Pack(void* ptr, std::uint64_t tag) noexcept {
-  return (reinterpret_cast<std::uintptr_t>(ptr) & kPtrMask) | (tag << kTagShift);
+  const std::uint64_t addr = reinterpret_cast<std::uintptr_t>(ptr);
+  assert((addr & ~kAddrMask) == 0 && (addr & ((1u << kAlignShift) - 1)) == 0);
+  return (addr >> kAlignShift) | (tag << kTagShift);  // Tag bits past 64 drop: wraps.
 }
 void* PtrOf(std::uint64_t word) noexcept {
-  return reinterpret_cast<void*>(static_cast<std::uintptr_t>(word & kPtrMask));
+  return reinterpret_cast<void*>(static_cast<std::uintptr_t>((word & kPackedMask) << kAlignShift));
 }
 std::uint64_t TagOf(std::uint64_t word) noexcept { return word >> kTagShift; }
+void* NextBatchOf(std::uint64_t link) noexcept {
+  return reinterpret_cast<void*>(static_cast<std::uintptr_t>(link & kAddrMask));
+}
 
 // A block's words: [0] next block of its batch or magazine; [1], on the head
 // block of a listed batch only, the next batch (low 48 bits) and this batch's
@@ -119,9 +134,9 @@ void* MemoryPool::PopBatch(std::size_t class_index, std::uint32_t* count) {
       hook(g_pop_hook_arg.load(std::memory_order_relaxed));
     }
     // Acquire on both outcomes pairs with PushBatch's release CAS.
-    if (sc.head.compare_exchange_weak(head, Pack(PtrOf(link), TagOf(head) + 1),
+    if (sc.head.compare_exchange_weak(head, Pack(NextBatchOf(link), TagOf(head) + 1),
                                       std::memory_order_acquire, std::memory_order_acquire)) {
-      *count = static_cast<std::uint32_t>(link >> kTagShift);
+      *count = static_cast<std::uint32_t>(link >> kCountShift);
       RaisePeak(sc.peak, sc.off_shared.fetch_add(*count, std::memory_order_relaxed) + *count);
       return batch;
     }
@@ -140,7 +155,7 @@ void MemoryPool::PushChain(std::size_t class_index, void* first, std::uint32_t c
   std::uint64_t head = sc.head.load(std::memory_order_relaxed);
   for (;;) {
     StoreLink(first, reinterpret_cast<std::uintptr_t>(PtrOf(head)) |
-                         (std::uint64_t{count} << kTagShift));
+                         (std::uint64_t{count} << kCountShift));
     // Release pairs with the acquire load/CAS in PopBatch, publishing the
     // batch's words (chain and link).
     if (sc.head.compare_exchange_weak(head, Pack(first, TagOf(head) + 1),
@@ -155,6 +170,13 @@ bool MemoryPool::Carve(std::size_t class_index) {
   const std::size_t bytes = options_.chunk_bytes < block ? block : options_.chunk_bytes;
   void* chunk = std::aligned_alloc(16, bytes - bytes % 16);
   if (chunk == nullptr) return false;
+  // Head and link words hold addresses below 2^48 only. malloc stays there
+  // unless asked for more (5-level paging maps above 2^47 only on a hint);
+  // a chunk above would corrupt the lists, so refuse it instead.
+  if (((reinterpret_cast<std::uintptr_t>(chunk) + bytes) & ~kAddrMask) != 0) {
+    std::free(chunk);
+    return false;
+  }
   {
     std::lock_guard<std::mutex> lock(chunks_mu_);
     chunks_.push_back(chunk);

@@ -13,7 +13,8 @@
 // docs/memory.md, "Thread caches").
 //
 // Reclamation / ABA on the shared lists: the head is a tagged 64-bit word,
-// the batch address in the low 48 bits and a generation in the upper 16 bits,
+// the batch address >> 4 in the low 44 bits (blocks are 16-aligned and below
+// 2^48, which Carve checks per chunk) and a 20-bit generation above it,
 // bumped by every successful push and pop. Chunks are never returned to the
 // OS while the pool lives, so reading a listed batch's link is always a
 // mapped read (possibly stale, then the CAS fails).

@@ -80,6 +80,7 @@ struct AbaState {
   MemoryPool* pool;
   void* a = nullptr;
   void* b = nullptr;
+  void* c = nullptr;
   bool fired = false;
 };
 
@@ -108,6 +109,39 @@ TEST(MemoryPool, GenerationTagDefeatsAbaOnSharedList) {
   pool.Deallocate(first, 64);
   pool.Deallocate(next, 64);
   pool.Deallocate(state.b, 64);
+}
+
+// The same A-B-A, but the hook runs exactly 2^16 pushes and pops, ending
+// with A on top: a 16-bit generation is back where the stale pop read it, and
+// its CAS would install B. The head's generation has more bits than that.
+void AbaWrapHook(void* arg) {
+  auto* s = static_cast<AbaState*>(arg);
+  MemoryPool::SetPopHookForTest(nullptr, nullptr);
+  s->fired = true;
+  s->a = s->pool->Allocate(64);  // 3 pops: A, B, C.
+  s->b = s->pool->Allocate(64);
+  s->c = s->pool->Allocate(64);
+  for (int i = 0; i < 32766; ++i) {  // 2 x 32766 more.
+    s->pool->Deallocate(s->a, 64);
+    EXPECT_EQ(s->pool->Allocate(64), s->a);
+  }
+  s->pool->Deallocate(s->a, 64);  // 1 push: 65536 in all, A on top.
+}
+
+TEST(MemoryPool, GenerationTagOutlastsSixteenBitsOfOperations) {
+  MemoryPool pool(PoolOptions{.max_batch = 0});
+  pool.Deallocate(pool.Allocate(64), 64);
+  AbaState state{&pool};
+  MemoryPool::SetPopHookForTest(&AbaWrapHook, &state);
+  void* first = pool.Allocate(64);
+  ASSERT_TRUE(state.fired);
+  std::set<void*> held{first, state.b, state.c};
+  for (int i = 0; i < 4; ++i) {
+    void* p = pool.Allocate(64);
+    EXPECT_TRUE(held.insert(p).second) << "block handed out twice: stale CAS succeeded";
+  }
+  for (void* p : held) pool.Deallocate(p, 64);
+  EXPECT_EQ(pool.Stats(2).in_use, 0u);
 }
 
 }  // namespace
