@@ -243,9 +243,7 @@ void* MemoryPool::AllocateSlow(std::size_t index) {
       internal::Bump(cc.got, mag.count);
     }
   }
-  void* block = mag.head;
-  mag.head = NextOf(block);
-  --mag.count;
+  void* block = mag.Pop();
   internal::Bump(cc.allocs, 1);
   return block;
 }
@@ -263,9 +261,7 @@ void MemoryPool::DeallocateSlow(std::size_t index, void* ptr) noexcept {
     cc.spare = mag;
     mag = Magazine{};
   }
-  SetNext(ptr, mag.head);
-  mag.head = ptr;
-  ++mag.count;
+  mag.Push(ptr);
   internal::Bump(cc.frees, 1);
 }
 
@@ -290,9 +286,7 @@ void* MemoryPool::Allocate(std::size_t size) {
     ClassCache& cc = t_hot.cache->classes[index];
     Magazine& mag = cc.current;
     if (mag.count != 0) [[likely]] {
-      void* block = mag.head;
-      mag.head = NextOf(block);
-      --mag.count;
+      void* block = mag.Pop();
       internal::Bump(cc.allocs, 1);
       return block;
     }
@@ -318,9 +312,7 @@ void MemoryPool::Deallocate(void* ptr, std::size_t size) noexcept {
     ClassCache& cc = t_hot.cache->classes[index];
     Magazine& mag = cc.current;
     if (mag.count != batch_[index]) [[likely]] {
-      SetNext(ptr, mag.head);
-      mag.head = ptr;
-      ++mag.count;
+      mag.Push(ptr);
       internal::Bump(cc.frees, 1);
       return;
     }

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "keel/memory/memory_pool.h"
@@ -22,6 +23,19 @@ namespace keel::memory::internal {
 struct Magazine {
   void* head = nullptr;  // Chain through each block's first word.
   std::uint32_t count = 0;
+
+  // Owner thread only. Pop needs count != 0; Push needs room (count < batch).
+  void* Pop() noexcept {
+    void* block = head;
+    std::memcpy(&head, block, sizeof head);
+    --count;
+    return block;
+  }
+  void Push(void* block) noexcept {
+    std::memcpy(block, &head, sizeof head);
+    head = block;
+    ++count;
+  }
 };
 
 struct ClassCache {
