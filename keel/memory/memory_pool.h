@@ -89,7 +89,8 @@ class MemoryPool {
     return size <= 16 ? 0 : static_cast<std::size_t>(std::bit_width(size - 1)) - 4;
   }
   std::size_t BatchOf(std::size_t class_index) const noexcept;
-  // Returns this thread's cached blocks of this pool to the shared lists.
+  // Returns this thread's cached blocks of this pool to the shared lists;
+  // creates no cache on a thread that never used this pool.
   void FlushThreadCache() noexcept;
 
   // Test hook: runs inside a shared-list pop between reading head/link and the CAS.
