@@ -1,5 +1,6 @@
 #include "keel/memory/memory_pool.h"
 
+#include <cassert>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -17,8 +18,17 @@ using internal::ClassCache;
 using internal::Magazine;
 using internal::PoolCache;
 
-constexpr std::uint64_t kPtrMask = (std::uint64_t{1} << 48) - 1;
-constexpr int kTagShift = 48;
+// Every block lies below 2^48 (checked per chunk in Carve) and is 16-aligned,
+// so a head word keeps address >> 4 in its low 44 bits and a 20-bit
+// generation above them (wraps after 2^20 pushes and pops of one list).
+constexpr int kAddrBits = 48;
+constexpr std::uint64_t kAddrMask = (std::uint64_t{1} << kAddrBits) - 1;
+constexpr int kAlignShift = 4;
+constexpr int kTagShift = kAddrBits - kAlignShift;
+constexpr std::uint64_t kPackedMask = (std::uint64_t{1} << kTagShift) - 1;
+// A link word (second word of a listed batch's head block): next batch's
+// plain address in the low 48 bits, the batch's count in the upper 16.
+constexpr int kCountShift = kAddrBits;
 constexpr std::size_t kBatchBytes = 32 * 1024;
 
 std::atomic<MemoryPool::PopHook> g_pop_hook{nullptr};
@@ -34,12 +44,17 @@ struct HotCache {
 constinit thread_local HotCache t_hot{0, nullptr};
 
 std::uint64_t Pack(void* ptr, std::uint64_t tag) noexcept {
-  return (reinterpret_cast<std::uintptr_t>(ptr) & kPtrMask) | (tag << kTagShift);
+  const std::uint64_t addr = reinterpret_cast<std::uintptr_t>(ptr);
+  assert((addr & ~kAddrMask) == 0 && (addr & ((1u << kAlignShift) - 1)) == 0);
+  return (addr >> kAlignShift) | (tag << kTagShift);  // Tag bits past 64 drop: wraps.
 }
 void* PtrOf(std::uint64_t word) noexcept {
-  return reinterpret_cast<void*>(static_cast<std::uintptr_t>(word & kPtrMask));
+  return reinterpret_cast<void*>(static_cast<std::uintptr_t>((word & kPackedMask) << kAlignShift));
 }
 std::uint64_t TagOf(std::uint64_t word) noexcept { return word >> kTagShift; }
+void* NextBatchOf(std::uint64_t link) noexcept {
+  return reinterpret_cast<void*>(static_cast<std::uintptr_t>(link & kAddrMask));
+}
 
 // A block's words: [0] next block of its batch or magazine; [1], on the head
 // block of a listed batch only, the next batch (low 48 bits) and this batch's
@@ -119,9 +134,9 @@ void* MemoryPool::PopBatch(std::size_t class_index, std::uint32_t* count) {
       hook(g_pop_hook_arg.load(std::memory_order_relaxed));
     }
     // Acquire on both outcomes pairs with PushBatch's release CAS.
-    if (sc.head.compare_exchange_weak(head, Pack(PtrOf(link), TagOf(head) + 1),
+    if (sc.head.compare_exchange_weak(head, Pack(NextBatchOf(link), TagOf(head) + 1),
                                       std::memory_order_acquire, std::memory_order_acquire)) {
-      *count = static_cast<std::uint32_t>(link >> kTagShift);
+      *count = static_cast<std::uint32_t>(link >> kCountShift);
       RaisePeak(sc.peak, sc.off_shared.fetch_add(*count, std::memory_order_relaxed) + *count);
       return batch;
     }
@@ -129,12 +144,18 @@ void* MemoryPool::PopBatch(std::size_t class_index, std::uint32_t* count) {
 }
 
 void MemoryPool::PushBatch(std::size_t class_index, void* first, std::uint32_t count) noexcept {
+  // Counted back before it is listed, so off_shared never exceeds the blocks
+  // really off the list (peak stays exact without caches).
+  classes_[class_index].off_shared.fetch_sub(count, std::memory_order_relaxed);
+  PushChain(class_index, first, count);
+}
+
+void MemoryPool::PushChain(std::size_t class_index, void* first, std::uint32_t count) noexcept {
   SizeClass& sc = classes_[class_index];
-  sc.off_shared.fetch_sub(count, std::memory_order_relaxed);
   std::uint64_t head = sc.head.load(std::memory_order_relaxed);
   for (;;) {
     StoreLink(first, reinterpret_cast<std::uintptr_t>(PtrOf(head)) |
-                         (std::uint64_t{count} << kTagShift));
+                         (std::uint64_t{count} << kCountShift));
     // Release pairs with the acquire load/CAS in PopBatch, publishing the
     // batch's words (chain and link).
     if (sc.head.compare_exchange_weak(head, Pack(first, TagOf(head) + 1),
@@ -149,6 +170,13 @@ bool MemoryPool::Carve(std::size_t class_index) {
   const std::size_t bytes = options_.chunk_bytes < block ? block : options_.chunk_bytes;
   void* chunk = std::aligned_alloc(16, bytes - bytes % 16);
   if (chunk == nullptr) return false;
+  // Head and link words hold addresses below 2^48 only. malloc stays there
+  // unless asked for more (5-level paging maps above 2^47 only on a hint);
+  // a chunk above would corrupt the lists, so refuse it instead.
+  if (((reinterpret_cast<std::uintptr_t>(chunk) + bytes) & ~kAddrMask) != 0) {
+    std::free(chunk);
+    return false;
+  }
   {
     std::lock_guard<std::mutex> lock(chunks_mu_);
     chunks_.push_back(chunk);
@@ -157,15 +185,16 @@ bool MemoryPool::Carve(std::size_t class_index) {
   auto* base = static_cast<std::byte*>(chunk);
   const std::size_t total = bytes / block;
   const std::size_t per_batch = batch_[class_index] == 0 ? 1 : batch_[class_index];
-  sc.carved.fetch_add(total, std::memory_order_relaxed);
-  // Counted off the list until pushed, so off_shared never goes negative.
-  sc.off_shared.fetch_add(total, std::memory_order_relaxed);
   for (std::size_t first = 0; first < total; first += per_batch) {
     const std::size_t n = total - first < per_batch ? total - first : per_batch;
     for (std::size_t i = 0; i < n; ++i) {
       SetNext(base + (first + i) * block, i + 1 < n ? base + (first + i + 1) * block : nullptr);
     }
-    PushBatch(class_index, base + first * block, static_cast<std::uint32_t>(n));
+    // Counted as carved (and so as shared_cached) one batch at a time, just
+    // before it is listed; blocks not yet listed were never off the list, so
+    // off_shared and peak do not see them.
+    sc.carved.fetch_add(n, std::memory_order_relaxed);
+    PushChain(class_index, base + first * block, static_cast<std::uint32_t>(n));
   }
   return true;
 }
@@ -214,9 +243,7 @@ void* MemoryPool::AllocateSlow(std::size_t index) {
       internal::Bump(cc.got, mag.count);
     }
   }
-  void* block = mag.head;
-  mag.head = NextOf(block);
-  --mag.count;
+  void* block = mag.Pop();
   internal::Bump(cc.allocs, 1);
   return block;
 }
@@ -234,9 +261,7 @@ void MemoryPool::DeallocateSlow(std::size_t index, void* ptr) noexcept {
     cc.spare = mag;
     mag = Magazine{};
   }
-  SetNext(ptr, mag.head);
-  mag.head = ptr;
-  ++mag.count;
+  mag.Push(ptr);
   internal::Bump(cc.frees, 1);
 }
 
@@ -261,9 +286,7 @@ void* MemoryPool::Allocate(std::size_t size) {
     ClassCache& cc = t_hot.cache->classes[index];
     Magazine& mag = cc.current;
     if (mag.count != 0) [[likely]] {
-      void* block = mag.head;
-      mag.head = NextOf(block);
-      --mag.count;
+      void* block = mag.Pop();
       internal::Bump(cc.allocs, 1);
       return block;
     }
@@ -289,9 +312,7 @@ void MemoryPool::Deallocate(void* ptr, std::size_t size) noexcept {
     ClassCache& cc = t_hot.cache->classes[index];
     Magazine& mag = cc.current;
     if (mag.count != batch_[index]) [[likely]] {
-      SetNext(ptr, mag.head);
-      mag.head = ptr;
-      ++mag.count;
+      mag.Push(ptr);
       internal::Bump(cc.frees, 1);
       return;
     }
@@ -313,7 +334,10 @@ void internal::PoolCache::Flush(MemoryPool& owner) noexcept {
 }
 
 void MemoryPool::FlushThreadCache() noexcept {
-  if (PoolCache* cache = LocalCache()) cache->Flush(*this);
+  // Never creates a cache: a thread that did not use this pool has nothing to flush.
+  PoolCache* cache =
+      t_hot.pool_id == id_ ? t_hot.cache : internal::ThreadCaches::FindExisting(*this);
+  if (cache != nullptr) cache->Flush(*this);
 }
 
 ClassStats MemoryPool::Stats(std::size_t class_index) const {

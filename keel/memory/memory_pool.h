@@ -13,7 +13,8 @@
 // docs/memory.md, "Thread caches").
 //
 // Reclamation / ABA on the shared lists: the head is a tagged 64-bit word,
-// the batch address in the low 48 bits and a generation in the upper 16 bits,
+// the batch address >> 4 in the low 44 bits (blocks are 16-aligned and below
+// 2^48, which Carve checks per chunk) and a 20-bit generation above it,
 // bumped by every successful push and pop. Chunks are never returned to the
 // OS while the pool lives, so reading a listed batch's link is always a
 // mapped read (possibly stale, then the CAS fails).
@@ -55,9 +56,11 @@ struct ClassStats {
   std::size_t shared_cached = 0;  // Free, on the shared list.
   std::size_t cached = 0;         // thread_cached + shared_cached.
   // Highest number of blocks ever off the shared list (in use + in thread
-  // caches). Without thread caches (max_batch 0) that is the exact in-use
-  // peak; with them it exceeds the in-use peak by at most what the caches
-  // held then (2 x batch per thread).
+  // caches); a block counts from its pop until just before its push, and
+  // freshly carved blocks never count. Without thread caches (max_batch 0)
+  // that is the exact in-use peak, also while threads race; with them it
+  // exceeds the in-use peak by at most what the caches held then (2 x batch
+  // per thread).
   std::size_t peak = 0;
   std::size_t carved = 0;  // Blocks cut from chunks so far.
 };
@@ -86,7 +89,8 @@ class MemoryPool {
     return size <= 16 ? 0 : static_cast<std::size_t>(std::bit_width(size - 1)) - 4;
   }
   std::size_t BatchOf(std::size_t class_index) const noexcept;
-  // Returns this thread's cached blocks of this pool to the shared lists.
+  // Returns this thread's cached blocks of this pool to the shared lists;
+  // creates no cache on a thread that never used this pool.
   void FlushThreadCache() noexcept;
 
   // Test hook: runs inside a shared-list pop between reading head/link and the CAS.
@@ -116,6 +120,8 @@ class MemoryPool {
   // Batches: a chain of `count` blocks linked through their first word.
   void* PopBatch(std::size_t class_index, std::uint32_t* count);
   void PushBatch(std::size_t class_index, void* first, std::uint32_t count) noexcept;
+  // PushBatch without counting the blocks back (fresh blocks from Carve).
+  void PushChain(std::size_t class_index, void* first, std::uint32_t count) noexcept;
   bool Carve(std::size_t class_index);
 
   PoolOptions options_;

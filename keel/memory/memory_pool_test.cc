@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <set>
+#include <thread>
 
 namespace keel::memory {
 namespace {
@@ -41,6 +43,29 @@ TEST(MemoryPool, PeakIsExactWithoutThreadCaches) {
   EXPECT_EQ(stats.shared_cached, stats.carved);
 }
 
+// Two threads each hold at most one block, and one may be carving a large
+// chunk while the other pops: blocks not yet listed must not count as in use.
+TEST(MemoryPool, PeakIsExactWhileAnotherThreadCarves) {
+  for (int round = 0; round < 4; ++round) {
+    MemoryPool pool(PoolOptions{.chunk_bytes = 4 << 20, .max_batch = 0});  // 256 Ki blocks.
+    std::atomic<int> ready{0};
+    auto user = [&] {
+      ready.fetch_add(1);
+      while (ready.load() < 2) {
+      }
+      for (int i = 0; i < 200; ++i) pool.Deallocate(pool.Allocate(16), 16);
+    };
+    std::thread a(user);
+    std::thread b(user);
+    a.join();
+    b.join();
+    const ClassStats stats = pool.Stats(0);
+    EXPECT_LE(stats.peak, 2u) << "round " << round;
+    EXPECT_EQ(stats.in_use, 0u);
+    EXPECT_EQ(stats.shared_cached, stats.carved);
+  }
+}
+
 TEST(MemoryPool, LargeRequestsGoToTheSystem) {
   MemoryPool pool;
   void* p = pool.Allocate(10000);
@@ -55,6 +80,7 @@ struct AbaState {
   MemoryPool* pool;
   void* a = nullptr;
   void* b = nullptr;
+  void* c = nullptr;
   bool fired = false;
 };
 
@@ -83,6 +109,39 @@ TEST(MemoryPool, GenerationTagDefeatsAbaOnSharedList) {
   pool.Deallocate(first, 64);
   pool.Deallocate(next, 64);
   pool.Deallocate(state.b, 64);
+}
+
+// The same A-B-A, but the hook runs exactly 2^16 pushes and pops, ending
+// with A on top: a 16-bit generation is back where the stale pop read it, and
+// its CAS would install B. The head's generation has more bits than that.
+void AbaWrapHook(void* arg) {
+  auto* s = static_cast<AbaState*>(arg);
+  MemoryPool::SetPopHookForTest(nullptr, nullptr);
+  s->fired = true;
+  s->a = s->pool->Allocate(64);  // 3 pops: A, B, C.
+  s->b = s->pool->Allocate(64);
+  s->c = s->pool->Allocate(64);
+  for (int i = 0; i < 32766; ++i) {  // 2 x 32766 more.
+    s->pool->Deallocate(s->a, 64);
+    EXPECT_EQ(s->pool->Allocate(64), s->a);
+  }
+  s->pool->Deallocate(s->a, 64);  // 1 push: 65536 in all, A on top.
+}
+
+TEST(MemoryPool, GenerationTagOutlastsSixteenBitsOfOperations) {
+  MemoryPool pool(PoolOptions{.max_batch = 0});
+  pool.Deallocate(pool.Allocate(64), 64);
+  AbaState state{&pool};
+  MemoryPool::SetPopHookForTest(&AbaWrapHook, &state);
+  void* first = pool.Allocate(64);
+  ASSERT_TRUE(state.fired);
+  std::set<void*> held{first, state.b, state.c};
+  for (int i = 0; i < 4; ++i) {
+    void* p = pool.Allocate(64);
+    EXPECT_TRUE(held.insert(p).second) << "block handed out twice: stale CAS succeeded";
+  }
+  for (void* p : held) pool.Deallocate(p, 64);
+  EXPECT_EQ(pool.Stats(2).in_use, 0u);
 }
 
 }  // namespace

@@ -3,7 +3,9 @@
 
 #include <gtest/gtest.h>
 
-#include <memory>
+#include <atomic>
+#include <cstddef>
+#include <new>
 #include <set>
 #include <thread>
 #include <vector>
@@ -66,6 +68,17 @@ TEST(ThreadCache, HoldsAtMostTwoBatchesAndFlushesOneAtATime) {
   EXPECT_EQ(pool.Stats(kClass).shared_cached, pool.Stats(kClass).carved);
 }
 
+TEST(ThreadCache, FlushOnAThreadThatNeverUsedThePoolCreatesNoCache) {
+  MemoryPool pool;
+  std::thread([&] {
+    pool.FlushThreadCache();
+    EXPECT_EQ(internal::ThreadCaches::CountForTest(pool), 0u);
+    pool.Deallocate(pool.Allocate(64), 64);
+    EXPECT_EQ(internal::ThreadCaches::CountForTest(pool), 1u);
+  }).join();
+  EXPECT_EQ(internal::ThreadCaches::CountForTest(pool), 0u);
+}
+
 TEST(ThreadCache, ThreadExitReturnsItsCache) {
   MemoryPool pool;
   std::thread([&] {
@@ -110,27 +123,31 @@ TEST(ThreadCache, FreeOnAnotherThreadLandsInThatThreadsCache) {
 }
 
 // The pool dies while a thread still caches its blocks: the thread's exit
-// must not touch them (ASan would report the freed chunk), and a new pool,
-// maybe at the same address, gets a fresh cache.
+// must not touch them (ASan would report the freed chunk), and a new pool
+// built at the very same address gets a fresh cache, not the dead one.
 TEST(ThreadCache, PoolDestroyedBeforeTheThreadExits) {
-  auto pool = std::make_unique<MemoryPool>();
+  alignas(MemoryPool) std::byte storage[sizeof(MemoryPool)];
+  MemoryPool* pool = new (storage) MemoryPool();
   std::atomic<int> step{0};
   std::thread worker([&] {
     pool->Deallocate(pool->Allocate(64), 64);
     step.store(1);
     step.notify_one();
     step.wait(1);
-    // The old pool is gone; this must not reuse its cache.
+    // A new pool at the old pool's address: this must not reuse the old cache.
     void* p = pool->Allocate(64);
     pool->Deallocate(p, 64);
     EXPECT_EQ(pool->Stats(kClass).in_use, 0u);
+    EXPECT_EQ(pool->Stats(kClass).thread_cached, pool->BatchOf(kClass));  // One fresh batch.
   });
   step.wait(0);
-  pool = std::make_unique<MemoryPool>();
+  pool->~MemoryPool();
+  pool = new (storage) MemoryPool();
   step.store(2);
   step.notify_one();
   worker.join();
   ExpectAddsUp(*pool);
+  pool->~MemoryPool();
 }
 
 // A thread_local destroyed after the thread's caches frees and allocates:

@@ -6,12 +6,14 @@
 // The pool lists it in caches_ so that Stats can sum its counters and the
 // pool's destructor can mark it dead. Both lists and PoolCache::pool are
 // guarded by one process-wide registry mutex (never destroyed), taken only on
-// cold paths: first use, Stats, FlushThreadCache, thread exit, pool
+// cold paths: a thread's first use of a pool, Stats, thread exit, pool
 // destruction. Magazines are touched only by the owning thread.
 
 #include <array>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "keel/memory/memory_pool.h"
@@ -21,6 +23,19 @@ namespace keel::memory::internal {
 struct Magazine {
   void* head = nullptr;  // Chain through each block's first word.
   std::uint32_t count = 0;
+
+  // Owner thread only. Pop needs count != 0; Push needs room (count < batch).
+  void* Pop() noexcept {
+    void* block = head;
+    std::memcpy(&head, block, sizeof head);
+    --count;
+    return block;
+  }
+  void Push(void* block) noexcept {
+    std::memcpy(block, &head, sizeof head);
+    head = block;
+    ++count;
+  }
 };
 
 struct ClassCache {
@@ -53,6 +68,10 @@ class ThreadCaches {
   // The cache for `pool` on this thread, created on first use; nullptr while
   // or after this thread's thread_local objects are destroyed.
   static PoolCache* Find(MemoryPool& pool);
+  // The cache for `pool` on this thread if it has one; never creates one.
+  static PoolCache* FindExisting(const MemoryPool& pool) noexcept;
+  // How many live threads have a cache for `pool` (tests).
+  static std::size_t CountForTest(const MemoryPool& pool);
   // Registry side of a pool's life.
   static std::uint64_t Register(MemoryPool& pool);
   static void Unregister(MemoryPool& pool) noexcept;
@@ -64,6 +83,8 @@ class ThreadCaches {
   ThreadCaches& operator=(const ThreadCaches&) = delete;
 
  private:
+  static ThreadCaches& Local();  // Constructs this thread's on first call.
+
   std::vector<PoolCache*> caches_;  // Owned; touched by this thread only.
 };
 
