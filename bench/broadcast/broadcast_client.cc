@@ -28,6 +28,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -97,6 +98,15 @@ struct Member {
   uint64_t sent = 0;
   bool ready = false;                  // subscribed / joined
   bool confirmed = false;              // the server confirmed the join
+  // In the measured window: deliveries, their summed and largest latency.
+  uint64_t got = 0;
+  int64_t lag_sum_ns = 0;
+  int64_t lag_max_ns = 0;
+  // Publishers: since when m.out has waited for the socket (0: not waiting),
+  // how often and for how long at most.
+  int64_t blocked_since_ns = 0;
+  uint64_t blocked_times = 0;
+  int64_t blocked_max_ns = 0;
 };
 
 // A wire protocol: how to join, how to publish, and how to cut the stream
@@ -314,6 +324,84 @@ class KeelChat final : public Protocol {
   int next_member_ = 0;
   std::string decoded_;
 };
+// One message's fan-out: when it was stamped, first and last delivered.
+struct Fanout {
+  int64_t first_ns, last_ns, sent_ns;
+};
+
+// Whether a late delivery was late before the fan-out started (publisher
+// socket, server receive, room worker) or during it (one member after
+// another): per message, latency of its first delivery and first-to-last spread.
+void PrintFanout(const std::vector<std::vector<Fanout>>& fanout, int64_t window_start_ns) {
+  keel::core::Histogram first, spread;
+  for (size_t p = 0; p < fanout.size(); ++p) {
+    int64_t worst = 0, worst_at = 0;
+    uint64_t late = 0, n = 0;
+    for (const Fanout& f : fanout[p]) {
+      if (f.sent_ns == 0) continue;
+      ++n;
+      first.Record(static_cast<uint64_t>(f.first_ns - f.sent_ns));
+      spread.Record(static_cast<uint64_t>(f.last_ns - f.first_ns));
+      if (f.first_ns - f.sent_ns > 100'000'000) ++late;
+      if (f.first_ns - f.sent_ns > worst) {
+        worst = f.first_ns - f.sent_ns;
+        worst_at = f.sent_ns - window_start_ns;
+      }
+    }
+    std::fprintf(stderr, "publisher %zu: %llu messages, %llu first delivered after > 100 ms, worst %.1f ms (sent at %.1f ms)\n", p,
+                 static_cast<unsigned long long>(n), static_cast<unsigned long long>(late),
+                 static_cast<double>(worst) / 1e6, static_cast<double>(worst_at) / 1e6);
+  }
+  std::fprintf(stderr, "per-message: first delivery ms p50 %.1f p99 %.1f max %.1f; first-to-last spread ms p50 %.1f p99 %.1f max %.1f\n",
+               static_cast<double>(first.Percentile(0.5)) / 1e6, static_cast<double>(first.Percentile(0.99)) / 1e6,
+               static_cast<double>(first.Max()) / 1e6, static_cast<double>(spread.Percentile(0.5)) / 1e6,
+               static_cast<double>(spread.Percentile(0.99)) / 1e6, static_cast<double>(spread.Max()) / 1e6);
+}
+
+// Which members lag: mean latency by join-order decile (publishers join
+// first), the worst members, how many messages each still had coming at the
+// end, and whether latency grew over the window (a backlog building up).
+void PrintPerMember(const std::vector<Member>& conns, int members, const std::vector<Member*>& by_publisher,
+                    const keel::core::Histogram& first, const keel::core::Histogram& second) {
+  std::vector<double> mean_ms;
+  std::vector<uint64_t> backlog;
+  for (int i = 0; i < members; ++i) {
+    const Member& m = conns[static_cast<size_t>(i)];
+    mean_ms.push_back(m.got ? static_cast<double>(m.lag_sum_ns) / static_cast<double>(m.got) / 1e6 : 0);
+    uint64_t owed = 0;
+    for (size_t p = 0; p < by_publisher.size(); ++p) owed += by_publisher[p]->sent - (m.next_seq[p] - 1);
+    backlog.push_back(owed);
+  }
+  std::fprintf(stderr, "per-member: mean latency ms by join-order decile:");
+  const int tenth = std::max(1, members / 10);
+  for (int d = 0; d * tenth < members; ++d) {
+    double sum = 0;
+    int n = 0;
+    for (int i = d * tenth; i < std::min(members, (d + 1) * tenth); ++i, ++n) sum += mean_ms[static_cast<size_t>(i)];
+    std::fprintf(stderr, " %.1f", sum / n);
+  }
+  std::vector<int> order(static_cast<size_t>(members));
+  for (int i = 0; i < members; ++i) order[static_cast<size_t>(i)] = i;
+  std::sort(order.begin(), order.end(), [&](int a, int b) { return mean_ms[static_cast<size_t>(a)] > mean_ms[static_cast<size_t>(b)]; });
+  std::vector<double> sorted = mean_ms;
+  std::sort(sorted.begin(), sorted.end());
+  std::vector<uint64_t> sorted_backlog = backlog;
+  std::sort(sorted_backlog.begin(), sorted_backlog.end());
+  std::fprintf(stderr, "\nper-member: member mean latency ms p50 %.1f p90 %.1f max %.1f; messages still owed at end p50 %llu p90 %llu max %llu\n",
+               sorted[sorted.size() / 2], sorted[sorted.size() * 9 / 10], sorted.back(),
+               static_cast<unsigned long long>(sorted_backlog[sorted_backlog.size() / 2]),
+               static_cast<unsigned long long>(sorted_backlog[sorted_backlog.size() * 9 / 10]),
+               static_cast<unsigned long long>(sorted_backlog.back()));
+  std::fprintf(stderr, "per-member: worst (index mean_ms max_ms owed):");
+  for (size_t k = 0; k < std::min<size_t>(8, order.size()); ++k) {
+    const auto i = static_cast<size_t>(order[k]);
+    std::fprintf(stderr, " [%zu %.1f %.1f %llu]", i, mean_ms[i], static_cast<double>(conns[i].lag_max_ns) / 1e6,
+                 static_cast<unsigned long long>(backlog[i]));
+  }
+  std::fprintf(stderr, "\nper-member: latency p50/p99 ms first half %.1f/%.1f, second half %.1f/%.1f\n",
+               static_cast<double>(first.Percentile(0.5)) / 1e6, static_cast<double>(first.Percentile(0.99)) / 1e6,
+               static_cast<double>(second.Percentile(0.5)) / 1e6, static_cast<double>(second.Percentile(0.99)) / 1e6);
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -332,6 +420,8 @@ int main(int argc, char** argv) {
   app.add_option("--seconds", seconds)->check(CLI::Range(0.1, 600.0));
   app.add_option("--warmup", warmup)->check(CLI::Range(0.0, 60.0));
   app.add_option("--server-pid", server_pid);
+  bool per_member = false;
+  app.add_flag("--per-member", per_member, "also print, to stderr, which members lag (by join order)");
   CLI11_PARSE(app, argc, argv);
   if (publishers > members) publishers = members;
 
@@ -377,7 +467,9 @@ int main(int argc, char** argv) {
     if (m.publisher >= 0) by_publisher[static_cast<size_t>(m.publisher)] = &m;
   }
 
-  keel::core::Histogram latency;
+  keel::core::Histogram latency, latency_first, latency_second;  // whole window, its halves
+  int64_t half_ns = 0, window_start_ns = 0;
+  std::vector<std::vector<Fanout>> fanout(static_cast<size_t>(publishers));  // [publisher][seq]
   uint64_t deliveries = 0, published = 0, lost = 0, duplicated = 0, garbage = 0;
   std::string body(size, 'x');
   auto flush = [&](Member& m) {
@@ -386,10 +478,18 @@ int main(int argc, char** argv) {
       if (n > 0) {
         m.out.erase(0, static_cast<size_t>(n));
       } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        if (m.blocked_since_ns == 0) {
+          m.blocked_since_ns = NowNs();
+          ++m.blocked_times;
+        }
         return;
       } else {
         Die("send");
       }
+    }
+    if (m.blocked_since_ns != 0) {
+      m.blocked_max_ns = std::max(m.blocked_max_ns, NowNs() - m.blocked_since_ns);
+      m.blocked_since_ns = 0;
     }
   };
   auto publish = [&](Member& m) {
@@ -474,6 +574,8 @@ int main(int argc, char** argv) {
       deliveries = 0;
       published0 = published;
       latency.Clear();
+      window_start_ns = NowNs();
+      half_ns = window_start_ns + static_cast<int64_t>(seconds * 0.5e9);
     }
     if (now >= measure_to) break;
     const int n = epoll_wait(ep, events.data(), static_cast<int>(events.size()), 100);
@@ -497,7 +599,22 @@ int main(int argc, char** argv) {
             if (s.seq > expect) lost += s.seq - expect;
             expect = s.seq + 1;
             ++deliveries;
-            if (measuring) latency.Record(static_cast<uint64_t>(t - s.sent_ns));
+            if (measuring) {
+              const int64_t lag = t - s.sent_ns;
+              latency.Record(static_cast<uint64_t>(lag));
+              (t < half_ns ? latency_first : latency_second).Record(static_cast<uint64_t>(lag));
+              ++m.got;
+              m.lag_sum_ns += lag;
+              m.lag_max_ns = std::max(m.lag_max_ns, lag);
+              if (per_member) {
+                auto& seen = fanout[s.publisher];
+                if (seen.size() <= s.seq) seen.resize(s.seq + 1, {INT64_MAX, 0, 0});
+                Fanout& f = seen[s.seq];
+                f.first_ns = std::min(f.first_ns, t);
+                f.last_ns = std::max(f.last_ns, t);
+                f.sent_ns = s.sent_ns;
+              }
+            }
             if (!protocol->AcksPublishes() && static_cast<int>(s.publisher) == m.publisher) {
               --m.in_flight;
               publish(m);
@@ -524,6 +641,14 @@ int main(int argc, char** argv) {
       static_cast<double>(latency.Percentile(0.999)) / 1e3, static_cast<double>(latency.Max()) / 1e3,
       static_cast<unsigned long long>(lost), static_cast<unsigned long long>(duplicated), client_cpu,
       server_cpu, server_pid > 0 && deliveries > 0 ? server_cpu * 1e6 / static_cast<double>(deliveries) : -1.0);
+  if (per_member) {
+    PrintPerMember(conns, members, by_publisher, latency_first, latency_second);
+    PrintFanout(fanout, window_start_ns);
+    for (const Member* p : by_publisher) {
+      std::fprintf(stderr, "publisher %d: send blocked %llu times, longest %.1f ms\n", p->publisher,
+                   static_cast<unsigned long long>(p->blocked_times), static_cast<double>(p->blocked_max_ns) / 1e6);
+    }
+  }
   for (auto& m : conns) close(m.fd);
   return lost == 0 && duplicated == 0 && garbage == 0 ? 0 : 3;
 }

@@ -32,8 +32,13 @@
 //     multishots) is re-armed too; only an error or Cancel gives more=false.
 //   - Wake(): an eventfd whose 8-byte read stays armed on the ring. An atomic
 //     flag makes a second Wake() before the loop ran free of syscalls.
-//   - Ring flags SUBMIT_ALL, COOP_TASKRUN, SINGLE_ISSUER, DEFER_TASKRUN are
-//     asked for and dropped on -EINVAL (older kernels). With SINGLE_ISSUER the
+//   - Ring flags SUBMIT_ALL, COOP_TASKRUN, SINGLE_ISSUER are asked for and
+//     dropped on -EINVAL (older kernels). Not DEFER_TASKRUN: with it a recv
+//     whose data arrives later completes as deferred task work, which the
+//     kernel runs a bounded batch at a time per io_uring_enter; under a flood
+//     of send completions (room broadcast to 1000 members, a saturated core)
+//     recvs waited 0.3-0.7 s with their data unread in the socket (issue 7,
+//     docs/benchmarks.md: p99 487 ms with it, 50 ms without, 5 pairs). With SINGLE_ISSUER the
 //     ring starts disabled (R_DISABLED) and is enabled by the first thread
 //     that enters it, since the IoLoop may build its backend on another
 //     thread than the one it runs on. Ops are started and Wait() called on
@@ -155,7 +160,7 @@ bool UringBackend::Init(const Options& opt, std::string* error) {
   const unsigned kBase = IORING_SETUP_CQSIZE;
   const unsigned ladder[] = {
       kBase | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN |
-          IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED,
+          IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_R_DISABLED,
       kBase | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN,
       kBase,
       0,
