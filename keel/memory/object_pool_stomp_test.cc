@@ -1,14 +1,12 @@
 // Built with KEEL_STOMP=1 (see CMakeLists.txt): ObjectPool and MemoryPool
 // blocks come from StompAllocator, so misuse faults at the bad access.
-#include "keel/memory/object_pool.h"
-
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
-
-#include <csignal>
 #include <cstdint>
 #include <cstring>
+
+#include "keel/memory/object_pool.h"
+#include "keel/memory/testing/stomp_fault.h"
 
 namespace keel::memory {
 namespace {
@@ -20,16 +18,8 @@ struct Widget {
   char name[40] = {};
 };
 
-// Same predicate as stomp_allocator_test.cc: a plain build dies by SIGSEGV,
-// sanitizer builds report the SEGV and abort or exit non-zero.
-bool Faulted(int status) {
-  if (WIFSIGNALED(status)) {
-    const int sig = WTERMSIG(status);
-    return sig == SIGSEGV || sig == SIGBUS || sig == SIGABRT;
-  }
-  return WIFEXITED(status) && WEXITSTATUS(status) != 0;
-}
-constexpr const char* kFault = "|SEGV|Segmentation|AddressSanitizer|ThreadSanitizer";
+using keel::memory::testing::Faulted;
+using keel::memory::testing::kFault;
 
 TEST(StompBuild, ObjectPoolStillWorksAndCounts) {
   MemoryPool pool;

@@ -2,25 +2,15 @@
 
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
-
-#include <csignal>
 #include <cstring>
+
+#include "keel/memory/testing/stomp_fault.h"
 
 namespace keel::memory {
 namespace {
 
-// A plain build dies by SIGSEGV with no message; sanitizer builds catch the
-// SEGV, print a report and exit non-zero. Accept both, never a clean exit.
-bool Faulted(int status) {
-  // ASAN_OPTIONS=abort_on_error=1 (the asan preset) turns the report into SIGABRT.
-  if (WIFSIGNALED(status)) {
-    const int sig = WTERMSIG(status);
-    return sig == SIGSEGV || sig == SIGBUS || sig == SIGABRT;
-  }
-  return WIFEXITED(status) && WEXITSTATUS(status) != 0;
-}
-constexpr const char* kFault = "|SEGV|Segmentation|AddressSanitizer|ThreadSanitizer";
+using keel::memory::testing::Faulted;
+using keel::memory::testing::kFault;
 
 TEST(StompAllocator, AllocationIsUsable) {
   auto* p = static_cast<char*>(StompAllocator::Allocate(100));
