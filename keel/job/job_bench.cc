@@ -396,13 +396,50 @@ void TimerAddFire(benchmark::State& state) {
   state.counters["pending"] = static_cast<double>(f.timer.Pending());
 }
 
-// The same two operations on a std::multimap keyed by due time (erase by
+// After() + Cancel() with delays spread from 1 s to 2 h (a game server's mix of
+// request timeouts, cooldowns and respawns), so a tree or heap cannot stay at
+// its hot leftmost edge.
+std::vector<int64_t> SpreadDelaysNs() {
+  std::vector<int64_t> delays(4096);
+  uint64_t x = 0x9e3779b97f4a7c15;
+  for (int64_t& d : delays) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    d = 1'000'000'000 + static_cast<int64_t>(x % 7'200'000'000'000);
+  }
+  return delays;
+}
+
+void TimerAddCancelSpread(benchmark::State& state) {
+  TimerFixture f;
+  const std::vector<int64_t> delays = SpreadDelaysNs();
+  std::size_t i = 0;
+  for (auto _ : state) {
+    keel::job::TimerHandle h = f.timer.After(
+        f.actor, std::chrono::nanoseconds(delays[i++ & (delays.size() - 1)]), [] {});
+    h.Cancel();
+  }
+  state.counters["pending"] = static_cast<double>(f.timer.Pending());
+}
+
+// The same operations on a std::multimap keyed by due time (erase by
 // iterator to cancel), the usual hand-rolled timer queue.
 void MultimapAddCancel(benchmark::State& state) {
   std::multimap<int64_t, keel::job::Job> timers;
   for (int i = 0; i < kPendingTimers; ++i) timers.emplace(3'600'000'000'000 + i, [] {});
   for (auto _ : state) {
     auto it = timers.emplace(60'000'000'000, [] {});
+    timers.erase(it);
+  }
+}
+void MultimapAddCancelSpread(benchmark::State& state) {
+  std::multimap<int64_t, keel::job::Job> timers;
+  for (int i = 0; i < kPendingTimers; ++i) timers.emplace(3'600'000'000'000 + i, [] {});
+  const std::vector<int64_t> delays = SpreadDelaysNs();
+  std::size_t i = 0;
+  for (auto _ : state) {
+    auto it = timers.emplace(delays[i++ & (delays.size() - 1)], [] {});
     timers.erase(it);
   }
 }
@@ -501,8 +538,11 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("workers", std::to_string(kWorkers));
   benchmark::AddCustomContext("baseline.timer", "std_multimap");
   benchmark::RegisterBenchmark("timer/std_multimap/add_cancel:100k", MultimapAddCancel);
+  benchmark::RegisterBenchmark("timer/std_multimap/add_cancel_spread:100k",
+                               MultimapAddCancelSpread);
   benchmark::RegisterBenchmark("timer/std_multimap/add_fire:100k", MultimapAddFire);
   benchmark::RegisterBenchmark("timer/keel/add_cancel:100k", TimerAddCancel);
+  benchmark::RegisterBenchmark("timer/keel/add_cancel_spread:100k", TimerAddCancelSpread);
   benchmark::RegisterBenchmark("timer/keel/add_fire:100k", TimerAddFire);
   Register<PoolSystem>("mutex_pool");
   Register<KeelSystem<20>>("keel");

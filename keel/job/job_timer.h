@@ -1,17 +1,20 @@
 #pragma once
 // JobTimer: posts a job to an actor after a delay, or periodically.
 //
-// Timers live in a binary min-heap ordered by (due time, creation order):
-// After/Every cost O(log n), Cancel is O(1) (a flag; the entry is dropped
-// when it reaches the top, and the heap is rebuilt in O(n) once more than
-// half of it is cancelled), RunDue costs O(log n) per timer that fires.
+// Timers live in a hierarchical timing wheel over nanoseconds
+// (internal/timer_wheel.h): After/Every and Cancel are O(1) (Cancel unlinks
+// the timer at once, so memory never holds cancelled timers), and each timer
+// is moved between wheel levels at most 11 times before it fires. RunDue
+// fires every timer due at clock.Now() in exact (due time, creation order),
+// not rounded to a tick. Timer states come from keel::memory's pool.
 // A timer holds only a weak_ptr to its actor: if the actor is gone when the
 // timer fires, nothing runs (counted as Expired()).
 //
 // Time comes from the Clock given at construction. With a ManualClock a test
 // advances the clock and calls RunDue(); Start() runs a "job-timer" thread
 // that sleeps until the next due time (meaningful only for SteadyClock).
-// All methods are thread-safe; Start/Stop are for the owner.
+// All methods are thread-safe; Start/Stop are for the owner. A TimerHandle may
+// outlive its JobTimer (Cancel then returns false).
 
 #include <atomic>
 #include <chrono>
@@ -19,8 +22,6 @@
 #include <memory>
 #include <vector>
 
-#include "keel/core/mutex.h"
-#include "keel/core/thread_annotations.h"
 #include "keel/core/thread_group.h"
 #include "keel/job/clock.h"
 #include "keel/job/job.h"
@@ -31,20 +32,26 @@ class JobQueue;
 
 namespace internal {
 struct TimerState;
-}
+struct TimerCore;
+}  // namespace internal
 
 // Cancels a timer; copyable, and dropping it does not cancel.
 class TimerHandle {
  public:
-  TimerHandle() = default;
+  TimerHandle() noexcept = default;
+  TimerHandle(const TimerHandle& other) noexcept;
+  TimerHandle(TimerHandle&& other) noexcept;
+  TimerHandle& operator=(TimerHandle other) noexcept;
+  ~TimerHandle();
+
   // Returns true if the timer was still pending (it will not fire again).
   bool Cancel() noexcept;
   bool Active() const noexcept;
 
  private:
   friend class JobTimer;
-  explicit TimerHandle(std::shared_ptr<internal::TimerState> state) : state_(std::move(state)) {}
-  std::shared_ptr<internal::TimerState> state_;
+  explicit TimerHandle(internal::TimerState* adopted) noexcept : state_(adopted) {}
+  internal::TimerState* state_ = nullptr;  // holds one reference
 };
 
 class JobTimer {
@@ -61,7 +68,8 @@ class JobTimer {
   TimerHandle Every(std::weak_ptr<JobQueue> actor, Clock::Duration period, Job job,
                     const char* label = "timer");
 
-  // Posts every timer due at clock.Now(); returns how many were posted.
+  // Posts every timer due at clock.Now(), in due order; returns how many were
+  // posted.
   std::size_t RunDue();
   std::size_t Pending() const;
   uint64_t Expired() const noexcept { return expired_.load(std::memory_order_relaxed); }
@@ -70,30 +78,12 @@ class JobTimer {
   void Stop();
 
  private:
-  struct Entry {
-    Clock::TimePoint due;
-    uint64_t seq;
-    std::shared_ptr<internal::TimerState> state;
-  };
-  struct Later {
-    bool operator()(const Entry& a, const Entry& b) const noexcept {
-      return a.due != b.due ? a.due > b.due : a.seq > b.seq;
-    }
-  };
-
   TimerHandle Add(std::weak_ptr<JobQueue> actor, Clock::Duration delay, Clock::Duration period,
                   Job job, const char* label);
-  void PurgeLocked() KEEL_REQUIRES(mu_);
   void RunThread(std::stop_token stop);
 
   Clock& clock_;
-  mutable core::Mutex mu_{"JobTimer"};
-  core::CondVar cv_;
-  std::vector<Entry> heap_ KEEL_GUARDED_BY(mu_);
-  std::vector<Entry> due_ KEEL_GUARDED_BY(mu_);  // reused by RunDue
-  uint64_t next_seq_ KEEL_GUARDED_BY(mu_) = 0;
-  bool stopping_ KEEL_GUARDED_BY(mu_) = false;
-  std::shared_ptr<std::atomic<std::size_t>> cancelled_count_;
+  internal::TimerCore* core_;  // shared with every timer state (refcounted)
   std::atomic<uint64_t> expired_{0};
   std::unique_ptr<core::ThreadGroup> thread_;
 };

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "keel/job/internal/test_util.h"
@@ -127,6 +128,92 @@ TEST_F(JobTimerTest, HundredThousandPendingTimersFireInOrder) {
   Settle();
   EXPECT_EQ(count, kTimers / 2);
   EXPECT_TRUE(ordered);
+}
+
+TEST_F(JobTimerTest, CancelReleasesTheJobAtOnce) {
+  auto payload = std::make_shared<int>(7);
+  TimerHandle h = timer_.After(actor_, 1h, [payload] { (void)*payload; });
+  EXPECT_EQ(payload.use_count(), 2);
+  EXPECT_TRUE(h.Cancel());
+  // Unlinked from the wheel and, with the handle the last owner, still held
+  // only by the handle; dropping it frees the job and its captures.
+  EXPECT_EQ(timer_.Pending(), 0u);
+  h = TimerHandle();
+  EXPECT_EQ(payload.use_count(), 1);
+  EXPECT_FALSE(h.Cancel());
+}
+
+TEST(JobTimer, AHandleMayOutliveItsTimer) {
+  SchedulerOptions options;
+  options.groups = {{.name = "logic", .threads = 1, .cpus = {}}};
+  Scheduler scheduler(options);
+  auto actor = std::make_shared<TestActor>(scheduler.Group("logic"), "a");
+  ManualClock clock;
+  auto payload = std::make_shared<int>(7);
+  TimerHandle one_shot;
+  TimerHandle periodic;
+  {
+    JobTimer timer(clock);
+    one_shot = timer.After(actor, 10ms, [payload] { (void)*payload; });
+    periodic = timer.Every(actor, 10ms, [payload] { (void)*payload; });
+    EXPECT_TRUE(one_shot.Active());
+  }
+  // The timer is gone: its timers never fire and count as no longer pending.
+  EXPECT_FALSE(one_shot.Active());
+  EXPECT_FALSE(one_shot.Cancel());
+  EXPECT_FALSE(periodic.Cancel());
+  one_shot = TimerHandle();
+  periodic = TimerHandle();
+  EXPECT_EQ(payload.use_count(), 1);
+}
+
+// Adds, cancels and firing from several threads at once (run under TSan):
+// every timer either fires exactly once or is cancelled, never both.
+TEST_F(JobTimerTest, ConcurrentAddCancelAndFire) {
+  constexpr int kThreads = 3;
+  constexpr int kPerThread = 2'000;
+  std::vector<std::atomic<int>> runs(kThreads * kPerThread);
+  std::vector<std::atomic<bool>> cancelled(kThreads * kPerThread);
+  std::atomic<bool> adding{true};
+  std::thread firer([&] {
+    while (adding.load()) {
+      clock_.Advance(50us);
+      timer_.RunDue();
+    }
+  });
+  std::vector<std::thread> adders;
+  for (int t = 0; t < kThreads; ++t) {
+    adders.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        const int id = t * kPerThread + i;
+        const auto delay = std::chrono::microseconds((id * 7919) % 500);
+        TimerHandle h =
+            timer_.After(actor_, delay, [&runs, id] { runs[static_cast<size_t>(id)]++; });
+        if (i % 3 == 0 && h.Cancel()) cancelled[static_cast<size_t>(id)] = true;
+      }
+    });
+  }
+  for (std::thread& a : adders) a.join();
+  adding.store(false);
+  firer.join();
+  clock_.Advance(1s);
+  timer_.RunDue();
+  Settle();
+  EXPECT_EQ(timer_.Pending(), 0u);
+  int fired = 0;
+  int dropped = 0;
+  for (std::size_t id = 0; id < runs.size(); ++id) {
+    const int r = runs[id].load();
+    if (cancelled[id].load()) {
+      EXPECT_EQ(r, 0) << "timer " << id << " ran after a successful Cancel";
+      ++dropped;
+    } else {
+      EXPECT_EQ(r, 1) << "timer " << id;
+      ++fired;
+    }
+  }
+  EXPECT_EQ(fired + dropped, kThreads * kPerThread);
+  EXPECT_GT(dropped, 0);
 }
 
 TEST(JobTimer, ThreadFiresOnTheSteadyClock) {
