@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "apps/chat_server/chat_config.h"
@@ -87,24 +88,54 @@ struct ChatCounters {
   std::atomic<uint64_t> errors{0};         // Error replies
 };
 
+// A room actor. Post* may be called from any thread; the jobs they post run
+// one at a time, in post order, on the room's own queue (no lock on members_
+// or state_). Says posted back to back, with no Join or Leave between them,
+// run as one job: their RoomMessages are serialized into one buffer (per
+// SendBuffer::kMaxPooledSize of frames) and that buffer is queued on every
+// member with one Send each, so a burst of k messages costs each member one
+// Send, not k.
 class Room : public job::JobQueue {
  public:
   Room(job::WorkerGroup& group, ChatServer& server, std::string name, RoomLimits limits);
 
-  void Join(ChatSessionRef session);
-  void Leave(ChatSessionRef session, bool notify);
-  void Say(ChatSessionRef session, keel::chat::Say say);
+  // False if the scheduler refused the job (shutting down).
+  bool PostJoin(ChatSessionRef session);
+  bool PostLeave(ChatSessionRef session, bool notify);
+  bool PostSay(ChatSessionRef session, const keel::chat::Say& say);
   // Shutdown only, with no worker running: drops members (breaks cycles).
   void DropMembers();
   uint32_t size() const noexcept { return size_.load(std::memory_order_relaxed); }
 
  private:
-  void Broadcast(const net::SendBufferRef& buf, uint64_t except_user);
+  struct SayBatch {
+    std::vector<std::pair<ChatSessionRef, keel::chat::Say>> says;
+  };
+
+  // Room jobs.
+  void Join(ChatSessionRef session);
+  void Leave(ChatSessionRef session, bool notify);
+  void RunSays(std::shared_ptr<SayBatch> batch);
+  // Queues scratch_[first, last) on every member, as few buffers as the pool
+  // allows; counts the deliveries actually queued.
+  void BroadcastMessages(std::size_t first, std::size_t last);
+  // Queues `buf` on every member; returns on how many it was queued (a
+  // member kicked as a slow consumer, or closing, is not counted).
+  uint64_t Broadcast(const net::SendBufferRef& buf);
 
   ChatServer& server_;
   RoomState state_;
-  std::map<uint64_t, ChatSessionRef> members_;
+  // Members in no particular order (iterated once per broadcast buffer);
+  // member_index_ finds a member's slot for removal (swap with the last).
+  std::vector<ChatSessionRef> members_;
+  std::unordered_map<uint64_t, uint32_t> member_index_;
+  std::vector<RoomMessage> scratch_;  // RunSays' messages, reused
   std::atomic<uint32_t> size_{0};
+
+  // Posting: the batch that further Says join, if its job has not started.
+  // Held while posting so that jobs are queued in the order of the calls.
+  core::Mutex post_mu_{"Room.post"};
+  std::shared_ptr<SayBatch> open_batch_ KEEL_GUARDED_BY(post_mu_);
 };
 
 class ChatServer final : public ChatHandler<ChatSessionRef> {

@@ -12,6 +12,7 @@
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "apps/bots/fleet.h"
 #include "apps/chat_server/chat_server.h"
@@ -109,6 +110,14 @@ struct RawClient {
     }
     return false;
   }
+  // Frames appended to one buffer, then written at once (SendBytes): the
+  // server reads them in one go, or few.
+  template <typename M>
+  static void AppendFrame(std::vector<uint8_t>& out, const M& msg) {
+    const auto frame = proto::BuildFrame(msg);
+    out.insert(out.end(), frame.begin(), frame.end());
+  }
+  bool SendBytes(const std::vector<uint8_t>& bytes) { return nt::SendAll(fd, bytes.data(), bytes.size()); }
   ErrorCode Login(const std::string& nick) {
     keel::chat::Login login;
     login.set_nickname(nick);
@@ -116,6 +125,22 @@ struct RawClient {
     LoginResult r;
     if (!Expect(kLoginResultId, r)) return static_cast<ErrorCode>(-1);
     return r.error();
+  }
+  // Creates (or joins) room `name` and waits for RoomJoined; false if an
+  // Error or nothing came instead.
+  bool CreateRoom(const std::string& name, RoomJoined* joined = nullptr) {
+    keel::chat::CreateRoom create;
+    create.set_name(name);
+    return Send(create) && ExpectJoined(joined);
+  }
+  bool JoinRoom(const std::string& name, RoomJoined* joined = nullptr) {
+    keel::chat::JoinRoom join;
+    join.set_name(name);
+    return Send(join) && ExpectJoined(joined);
+  }
+  bool ExpectJoined(RoomJoined* joined = nullptr) {
+    RoomJoined local;
+    return Expect(kRoomJoinedId, joined != nullptr ? *joined : local);
   }
 };
 
