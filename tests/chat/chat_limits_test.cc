@@ -138,5 +138,46 @@ TEST_F(ChatFixture, StalledReaderIsKickedAsSlowConsumerAndReadsTheNoticeWhenItCa
   EXPECT_TRUE(talker.Expect(kHeartbeatAckId, ack));
 }
 
+// A member kicked by a broadcast (its queue near the hard limit) gets
+// nothing more, and deliveries_out counts only what was queued: every
+// message the talker got back plus what the kicked member read before its
+// notice, not one per member present.
+TEST_F(ChatFixture, DeliveriesOutCountsOnlyWhatWasQueuedNotKickedMembers) {
+  ChatConfig config;
+  config.send_soft_limit = 64 * 1024;
+  config.send_soft_grace_ms = 60000;  // no ticker: only the broadcast's hard-limit check kicks
+  config.send_hard_limit = 128 * 1024;
+  config.socket_send_buffer = 16 * 1024;
+  config.say_per_second = 100000;
+  config.say_burst = 100000;
+  Start(config);
+  RawClient stalled(service_->port(), 4096), talker(service_->port());
+  ASSERT_EQ(stalled.Login("stalled"), ERROR_NONE);
+  ASSERT_EQ(talker.Login("talker"), ERROR_NONE);
+  ASSERT_TRUE(stalled.CreateRoom("lobby"));
+  ASSERT_TRUE(talker.JoinRoom("lobby"));
+  keel::chat::Say say;
+  say.set_text(std::string(400, 'x'));
+  uint64_t echoed = 0, after_kick = 0;
+  const auto give_up = std::chrono::steady_clock::now() + 60s;
+  while (after_kick < 20 && std::chrono::steady_clock::now() < give_up) {
+    ASSERT_TRUE(talker.Send(say));
+    RoomMessage m;
+    ASSERT_TRUE(talker.Expect(kRoomMessageId, m)) << "the talker lost its own message";
+    ++echoed;
+    if (server_->counters().slow_consumer_kicks.load() > 0) ++after_kick;
+  }
+  ASSERT_EQ(after_kick, 20u) << "never kicked";
+  uint64_t read = 0;
+  bool notice = false;
+  while (auto f = stalled.Next(10s)) {
+    if (f->first == kRoomMessageId) ++read;
+    if (f->first == kKickedId) notice = true;
+  }
+  EXPECT_TRUE(notice);
+  EXPECT_LT(read, echoed) << "the kicked member got messages broadcast after its kick";
+  EXPECT_EQ(server_->counters().deliveries_out.load(), echoed + read);
+}
+
 }  // namespace
 }  // namespace keel::chat
