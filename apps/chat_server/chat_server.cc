@@ -212,6 +212,7 @@ void ChatServer::HandleWhisper(const ChatSessionRef& session, const Whisper& msg
   out.set_text(msg.text());
   out.set_sent_at_ns(msg.sent_at_ns());
   target->Send(out);
+  NoteQueued(*target, target->QueuedBytes());
 }
 
 void ChatServer::HandleHeartbeat(const ChatSessionRef& session, const Heartbeat& msg) {
@@ -222,8 +223,11 @@ void ChatServer::HandleHeartbeat(const ChatSessionRef& session, const Heartbeat&
 
 void ChatServer::OnOpened(ChatSession& session) {
   if (ShuttingDown()) return session.Disconnect(net::DisconnectReason::kServerShutdown);
-  core::MutexLock lock(users_mu_);
-  sessions_.emplace(session.id(), ChatSessionRef(&session));
+  {
+    core::MutexLock lock(users_mu_);
+    sessions_.emplace(session.id(), ChatSessionRef(&session));
+  }
+  ScheduleCheck(session);
 }
 
 void ChatServer::OnClosed(ChatSession& session) {

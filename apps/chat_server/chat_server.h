@@ -13,7 +13,9 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <functional>
 #include <memory>
+#include <queue>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -73,6 +75,7 @@ class ChatSession : public proto::PacketSession {
   std::atomic<int64_t> last_frame_ns_;     // written on the IO thread, read by Tick
   std::atomic<int64_t> over_soft_since_ns_{0};  // Tick: queue over the soft limit since (0: not)
   std::atomic<bool> kicked_{false};
+  std::atomic<bool> over_soft_listed_{false};  // in ChatServer::over_soft_ (session_watch.cc)
   proto::RateLimiter say_rate_;
 };
 
@@ -150,9 +153,11 @@ class ChatServer final : public ChatHandler<ChatSessionRef> {
 
   // Kicks sessions past the login deadline, silent past the idle timeout,
   // or over the send soft limit for half its grace (session_watch.cc). Any
-  // thread, every 200 ms or so; `now_ns` is the steady clock.
-  void Tick(int64_t now_ns);
-  void Tick();
+  // thread, every 200 ms or so; `now_ns` is the steady clock. Looks only at
+  // sessions with a check due and those over the soft limit, not at every
+  // session; returns how many it looked at.
+  std::size_t Tick(int64_t now_ns);
+  std::size_t Tick();
   // Queues a room broadcast on `member`, or kicks it as a slow consumer
   // (with a notice) when the buffer would bring it near the hard limit.
   bool SendToMember(ChatSession& member, const net::SendBufferRef& buf);
@@ -185,6 +190,9 @@ class ChatServer final : public ChatHandler<ChatSessionRef> {
   void OnClosed(ChatSession& session);
   void LeaveCurrentRoom(ChatSession& session, bool notify);
   void KickSlowConsumer(ChatSession& session);
+  // Tick's lists (session_watch.cc).
+  void ScheduleCheck(ChatSession& session);
+  void NoteQueued(ChatSession& session, std::size_t queued);
 
   const ChatConfig config_;
   job::WorkerGroup& logic_;
@@ -198,6 +206,14 @@ class ChatServer final : public ChatHandler<ChatSessionRef> {
   std::unordered_map<std::string, ChatSessionRef> users_ KEEL_GUARDED_BY(users_mu_);
   // Every live session, logged in or not (for Tick and Shutdown).
   std::unordered_map<uint64_t, ChatSessionRef> sessions_ KEEL_GUARDED_BY(users_mu_);
+
+  // Tick's work: each session's next login-deadline or idle check (steady
+  // ns, session id), soonest first; and the sessions seen over the send soft
+  // limit. Never held together with users_mu_.
+  using Check = std::pair<int64_t, uint64_t>;
+  core::Mutex watch_mu_{"ChatServer.watch"};
+  std::priority_queue<Check, std::vector<Check>, std::greater<>> checks_ KEEL_GUARDED_BY(watch_mu_);
+  std::vector<ChatSessionRef> over_soft_ KEEL_GUARDED_BY(watch_mu_);
 
   mutable core::Mutex rooms_mu_{"ChatServer.rooms"};
   std::map<std::string, std::shared_ptr<Room>> rooms_ KEEL_GUARDED_BY(rooms_mu_);

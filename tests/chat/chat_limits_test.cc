@@ -6,8 +6,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "tests/chat/chat_fixture.h"
 
@@ -72,6 +74,43 @@ TEST_F(ChatFixture, IdleTimeoutZeroNeverKicks) {
   HeartbeatAck ack;
   EXPECT_TRUE(quiet.Expect(kHeartbeatAckId, ack));
   EXPECT_EQ(server_->counters().kicks.load(), 0u);
+}
+
+// Tick looks only at sessions with a login-deadline or idle check due (and
+// those over the soft limit), not at every session every time, and still
+// kicks exactly the ones past their deadline.
+TEST_F(ChatFixture, TickLooksOnlyAtSessionsWhoseCheckIsDue) {
+  ChatConfig config;
+  config.login_deadline_ms = 10'000;
+  config.idle_timeout_ms = 60'000;
+  Start(config);
+  const int64_t t0 = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                         std::chrono::steady_clock::now().time_since_epoch())
+                         .count();
+  constexpr int64_t kS = 1'000'000'000;
+  std::vector<std::unique_ptr<RawClient>> clients;
+  for (int i = 0; i < 40; ++i) {
+    clients.push_back(std::make_unique<RawClient>(service_->port()));
+    ASSERT_EQ(clients.back()->Login("user" + std::to_string(i)), ERROR_NONE);
+  }
+  RawClient anonymous(service_->port());  // never logs in
+  ASSERT_TRUE(nt::WaitFor([&] { return service_->stats().sessions_open == 41; }, 10s));
+  EXPECT_EQ(server_->Tick(t0), 0u) << "nothing is due yet";
+  // Everyone's login check comes due (deadline 10 s, plus the test's own
+  // time to connect): the 40 logged in are rescheduled at their idle
+  // deadline, the anonymous one is kicked.
+  EXPECT_EQ(server_->Tick(t0 + 40 * kS), 41u);
+  EXPECT_EQ(server_->counters().kicks.load(), 1u);
+  EXPECT_EQ(server_->Tick(t0 + 41 * kS), 0u) << "the rescheduled checks are not due yet";
+  // Past the idle timeout for all 40.
+  EXPECT_EQ(server_->Tick(t0 + 200 * kS), 40u);
+  EXPECT_EQ(server_->counters().idle_kicks.load(), 40u);
+  EXPECT_EQ(server_->Tick(t0 + 201 * kS), 0u) << "a kicked session is not checked again";
+  Kicked kicked;
+  ASSERT_TRUE(anonymous.Expect(kKickedId, kicked));
+  EXPECT_EQ(kicked.reason(), "login deadline");
+  ASSERT_TRUE(clients[0]->Expect(kKickedId, kicked));
+  EXPECT_EQ(kicked.reason(), "idle timeout");
 }
 
 // A reader that stalls past the soft limit is kicked with a notice queued
