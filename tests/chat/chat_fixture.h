@@ -60,6 +60,28 @@ class ChatFixture : public ::testing::Test {
     server_.reset();
     scheduler_.reset();
   }
+  // Steady-clock ns, `ahead` from now: a manual clock for Tick(now_ns).
+  static int64_t NowNs(std::chrono::nanoseconds ahead = {}) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               (std::chrono::steady_clock::now() + ahead).time_since_epoch())
+        .count();
+  }
+  // Small send queues and socket buffers, so that a client that does not
+  // read becomes a slow consumer within a test (soft limit 64 KiB).
+  static ChatConfig SlowConsumerConfig(uint32_t soft_grace_ms, std::size_t hard_limit) {
+    ChatConfig config;
+    config.send_soft_limit = 64 * 1024;
+    config.send_soft_grace_ms = soft_grace_ms;
+    config.send_hard_limit = hard_limit;
+    config.socket_send_buffer = 16 * 1024;
+    return config;
+  }
+  // Per-user message rate limits off (a test that talks flat out).
+  static ChatConfig NoSayLimit(ChatConfig config = {}) {
+    config.say_per_second = 1'000'000;
+    config.say_burst = 1'000'000;
+    return config;
+  }
   bots::FleetOptions Fleet(uint32_t bots, uint32_t rooms, double seconds) const {
     bots::FleetOptions o;
     o.port = service_->port();

@@ -98,20 +98,11 @@ TEST_F(ChatFixture, MalformedBotsAreKickedAndNobodyElseLosesAnything) {
 }
 
 TEST_F(ChatFixture, NeverReadingClientIsDroppedAsSlowConsumerOthersKeepP99) {
-  ChatConfig config;
-  config.send_soft_limit = 64 * 1024;
-  config.send_soft_grace_ms = 500;
-  config.send_hard_limit = 256 * 1024;
-  config.socket_send_buffer = 16 * 1024;
-  Start(config);
+  Start(SlowConsumerConfig(500, 256 * 1024));
   StartTicker();
   RawClient slow(service_->port(), 4096);
   ASSERT_EQ(slow.Login("sloth"), ERROR_NONE);
-  CreateRoom create;
-  create.set_name("room0");
-  slow.Send(create);
-  RoomJoined joined;
-  ASSERT_TRUE(slow.Expect(kRoomJoinedId, joined));
+  ASSERT_TRUE(slow.CreateRoom("room0"));
   // From now on `slow` never reads.
   auto o = Fleet(30, 1, 4);
   o.rate = 10;
@@ -152,11 +143,7 @@ TEST_F(ChatFixture, LongMessagesAndFloodsGetErrorsNotBroadcasts) {
   Start(config);
   RawClient a(service_->port());
   ASSERT_EQ(a.Login("anna"), ERROR_NONE);
-  CreateRoom create;
-  create.set_name("lobby");
-  a.Send(create);
-  RoomJoined joined;
-  ASSERT_TRUE(a.Expect(kRoomJoinedId, joined));
+  ASSERT_TRUE(a.CreateRoom("lobby"));
   keel::chat::Say say;
   say.set_text(std::string(17, 'x'));
   a.Send(say);
@@ -189,9 +176,7 @@ TEST_F(ChatFixture, LongMessagesAndFloodsGetErrorsNotBroadcasts) {
 // member): every member still gets each message once, in order, and
 // deliveries_out counts one per message per member.
 TEST_F(ChatFixture, PipelinedBurstOfSaysReachesEveryMemberOnceInOrder) {
-  ChatConfig config;
-  config.say_per_second = 1'000'000;
-  config.say_burst = 1'000'000;
+  ChatConfig config = NoSayLimit();
   config.frames_per_second = 0;
   // Frames over 1 KiB: 256 of them (the framer's limit per read) never fit
   // one read, however the kernel coalesces the writes.
@@ -230,9 +215,7 @@ TEST_F(ChatFixture, PipelinedBurstOfSaysReachesEveryMemberOnceInOrder) {
 // A Join posted while a batch of Says is still open must not let the
 // joiner's own next Say run before its Join (it would be NOT_IN_ROOM).
 TEST_F(ChatFixture, SayPipelinedAfterJoinDuringABurstIsBroadcastAfterTheJoin) {
-  ChatConfig config;
-  config.say_per_second = 1'000'000;
-  config.say_burst = 1'000'000;
+  ChatConfig config = NoSayLimit();
   config.frames_per_second = 0;
   // Frames over 1 KiB: 256 of them (the framer's limit per read) never fit
   // one read, however the kernel coalesces the writes.

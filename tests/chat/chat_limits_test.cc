@@ -65,9 +65,7 @@ TEST_F(ChatFixture, IdleTimeoutZeroNeverKicks) {
   ASSERT_EQ(quiet.Login("quiet"), ERROR_NONE);
   // A manual clock far in the future: past any timeout but the disabled one
   // (the login deadline only concerns sessions not logged in).
-  server_->Tick(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                    (std::chrono::steady_clock::now() + std::chrono::hours(24)).time_since_epoch())
-                    .count());
+  server_->Tick(NowNs(std::chrono::hours(24)));
   Heartbeat hb;
   hb.set_nonce(7);
   quiet.Send(hb);
@@ -84,9 +82,7 @@ TEST_F(ChatFixture, TickLooksOnlyAtSessionsWhoseCheckIsDue) {
   config.login_deadline_ms = 10'000;
   config.idle_timeout_ms = 60'000;
   Start(config);
-  const int64_t t0 = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                         std::chrono::steady_clock::now().time_since_epoch())
-                         .count();
+  const int64_t t0 = NowNs();
   constexpr int64_t kS = 1'000'000'000;
   std::vector<std::unique_ptr<RawClient>> clients;
   for (int i = 0; i < 40; ++i) {
@@ -116,27 +112,14 @@ TEST_F(ChatFixture, TickLooksOnlyAtSessionsWhoseCheckIsDue) {
 // A reader that stalls past the soft limit is kicked with a notice queued
 // behind its backlog; once it reads again it finds the notice, then the end.
 TEST_F(ChatFixture, StalledReaderIsKickedAsSlowConsumerAndReadsTheNoticeWhenItCatchesUp) {
-  ChatConfig config;
-  config.send_soft_limit = 64 * 1024;
-  config.send_soft_grace_ms = 8000;  // the server kicks after 4 s over; the net layer would close at 8 s
-  config.send_hard_limit = 1024 * 1024;
-  config.socket_send_buffer = 16 * 1024;
-  config.say_per_second = 100000;
-  config.say_burst = 100000;
-  Start(config);
+  // The server kicks after 4 s over the soft limit; the net layer would close at 8 s.
+  Start(NoSayLimit(SlowConsumerConfig(8000, 1024 * 1024)));
   StartTicker();
   RawClient stalled(service_->port(), 4096), talker(service_->port());
   ASSERT_EQ(stalled.Login("stalled"), ERROR_NONE);
   ASSERT_EQ(talker.Login("talker"), ERROR_NONE);
-  CreateRoom create;
-  create.set_name("lobby");
-  stalled.Send(create);
-  RoomJoined joined;
-  ASSERT_TRUE(stalled.Expect(kRoomJoinedId, joined));
-  JoinRoom join;
-  join.set_name("lobby");
-  talker.Send(join);
-  ASSERT_TRUE(talker.Expect(kRoomJoinedId, joined));
+  ASSERT_TRUE(stalled.CreateRoom("lobby"));
+  ASSERT_TRUE(talker.JoinRoom("lobby"));
   // `stalled` reads nothing from here; `talker` reads its own echoes.
   keel::chat::Say say;
   say.set_text(std::string(400, 'x'));
@@ -182,14 +165,8 @@ TEST_F(ChatFixture, StalledReaderIsKickedAsSlowConsumerAndReadsTheNoticeWhenItCa
 // message the talker got back plus what the kicked member read before its
 // notice, not one per member present.
 TEST_F(ChatFixture, DeliveriesOutCountsOnlyWhatWasQueuedNotKickedMembers) {
-  ChatConfig config;
-  config.send_soft_limit = 64 * 1024;
-  config.send_soft_grace_ms = 60000;  // no ticker: only the broadcast's hard-limit check kicks
-  config.send_hard_limit = 128 * 1024;
-  config.socket_send_buffer = 16 * 1024;
-  config.say_per_second = 100000;
-  config.say_burst = 100000;
-  Start(config);
+  // No ticker and a long grace: only the broadcast's hard-limit check kicks.
+  Start(NoSayLimit(SlowConsumerConfig(60000, 128 * 1024)));
   RawClient stalled(service_->port(), 4096), talker(service_->port());
   ASSERT_EQ(stalled.Login("stalled"), ERROR_NONE);
   ASSERT_EQ(talker.Login("talker"), ERROR_NONE);
