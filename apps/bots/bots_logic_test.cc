@@ -74,11 +74,18 @@ TEST(DeliveryCheck, ALeaveOwesEverythingUpToItsLastSeq) {
   EXPECT_EQ(c.counts().lost, 3u);
 }
 
-TEST(FleetReport, CleanOnlyWithoutLossDuplicatesOrMissingEchoes) {
+// A clean run's report: every message sent came back to its sender and was
+// delivered `fan_out` times in all.
+FleetReport CleanReport(uint64_t sent, uint64_t fan_out) {
   FleetReport r;
-  r.sent = 10;
-  r.own_echoes = 10;
-  r.deliveries.delivered = 100;
+  r.sent = sent;
+  r.own_echoes = sent;
+  r.deliveries.delivered = sent * fan_out;
+  return r;
+}
+
+TEST(FleetReport, CleanOnlyWithoutLossDuplicatesOrMissingEchoes) {
+  FleetReport r = CleanReport(10, 10);
   EXPECT_TRUE(r.Clean());
   r.own_echoes = 9;
   EXPECT_FALSE(r.Clean());
@@ -95,13 +102,10 @@ TEST(FleetReport, CleanOnlyWithoutLossDuplicatesOrMissingEchoes) {
 }
 
 TEST(FleetReport, JsonCarriesTheNumbers) {
-  FleetReport r;
+  FleetReport r = CleanReport(100, 10);
   r.scenario = "steady \"chat\"";
   r.seconds = 2;
   r.bots = 50;
-  r.sent = 100;
-  r.own_echoes = 100;
-  r.deliveries.delivered = 1000;
   for (uint64_t v = 1; v <= 100; ++v) r.latency_ns.Record(v * 1000);
   const std::string json = ToJson(r);
   EXPECT_NE(json.find("\"scenario\": \"steady \\\"chat\\\"\""), std::string::npos) << json;

@@ -157,7 +157,7 @@ void ChatServer::HandleCreateRoom(const ChatSessionRef& session, const CreateRoo
   }
   LeaveCurrentRoom(*session, true);
   session->room_ = room;
-  room->PostCall(&Room::Join, session);
+  room->PostJoin(session);
 }
 
 void ChatServer::HandleJoinRoom(const ChatSessionRef& session, const JoinRoom& msg) {
@@ -170,7 +170,7 @@ void ChatServer::HandleJoinRoom(const ChatSessionRef& session, const JoinRoom& m
   if (room == session->room_) return SendError(*session, ERROR_ALREADY_IN_ROOM, msg.name());
   LeaveCurrentRoom(*session, true);
   session->room_ = room;
-  room->PostCall(&Room::Join, session);
+  room->PostJoin(session);
 }
 
 void ChatServer::HandleLeaveRoom(const ChatSessionRef& session, const LeaveRoom& /*msg*/) {
@@ -180,7 +180,7 @@ void ChatServer::HandleLeaveRoom(const ChatSessionRef& session, const LeaveRoom&
 
 void ChatServer::LeaveCurrentRoom(ChatSession& session, bool notify) {
   if (std::shared_ptr<Room> room = std::move(session.room_)) {
-    room->PostCall(&Room::Leave, ChatSessionRef(&session), notify);
+    room->PostLeave(ChatSessionRef(&session), notify);
   }
 }
 
@@ -192,7 +192,7 @@ void ChatServer::HandleSay(const ChatSessionRef& session, const keel::chat::Say&
   }
   if (!session->say_rate_.TryTake(NowNs())) return SendError(*session, ERROR_RATE_LIMITED, "say");
   counters_.messages_in.fetch_add(1, std::memory_order_relaxed);
-  session->room_->PostCall(&Room::Say, session, msg);
+  session->room_->PostSay(session, msg);
 }
 
 void ChatServer::HandleWhisper(const ChatSessionRef& session, const Whisper& msg) {
@@ -212,6 +212,7 @@ void ChatServer::HandleWhisper(const ChatSessionRef& session, const Whisper& msg
   out.set_text(msg.text());
   out.set_sent_at_ns(msg.sent_at_ns());
   target->Send(out);
+  NoteQueued(*target, target->QueuedBytes());
 }
 
 void ChatServer::HandleHeartbeat(const ChatSessionRef& session, const Heartbeat& msg) {
@@ -222,8 +223,11 @@ void ChatServer::HandleHeartbeat(const ChatSessionRef& session, const Heartbeat&
 
 void ChatServer::OnOpened(ChatSession& session) {
   if (ShuttingDown()) return session.Disconnect(net::DisconnectReason::kServerShutdown);
-  core::MutexLock lock(users_mu_);
-  sessions_.emplace(session.id(), ChatSessionRef(&session));
+  {
+    core::MutexLock lock(users_mu_);
+    sessions_.emplace(session.id(), ChatSessionRef(&session));
+  }
+  ScheduleCheck(session);
 }
 
 void ChatServer::OnClosed(ChatSession& session) {

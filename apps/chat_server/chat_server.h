@@ -13,9 +13,12 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <functional>
 #include <memory>
+#include <queue>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "apps/chat_server/chat_config.h"
@@ -72,6 +75,7 @@ class ChatSession : public proto::PacketSession {
   std::atomic<int64_t> last_frame_ns_;     // written on the IO thread, read by Tick
   std::atomic<int64_t> over_soft_since_ns_{0};  // Tick: queue over the soft limit since (0: not)
   std::atomic<bool> kicked_{false};
+  std::atomic<bool> over_soft_listed_{false};  // in ChatServer::over_soft_ (session_watch.cc)
   proto::RateLimiter say_rate_;
 };
 
@@ -87,24 +91,54 @@ struct ChatCounters {
   std::atomic<uint64_t> errors{0};         // Error replies
 };
 
+// A room actor. Post* may be called from any thread; the jobs they post run
+// one at a time, in post order, on the room's own queue (no lock on members_
+// or state_). Says posted back to back, with no Join or Leave between them,
+// run as one job: their RoomMessages are serialized into one buffer (per
+// SendBuffer::kMaxPooledSize of frames) and that buffer is queued on every
+// member with one Send each, so a burst of k messages costs each member one
+// Send, not k.
 class Room : public job::JobQueue {
  public:
   Room(job::WorkerGroup& group, ChatServer& server, std::string name, RoomLimits limits);
 
-  void Join(ChatSessionRef session);
-  void Leave(ChatSessionRef session, bool notify);
-  void Say(ChatSessionRef session, keel::chat::Say say);
+  // False if the scheduler refused the job (shutting down).
+  bool PostJoin(ChatSessionRef session);
+  bool PostLeave(ChatSessionRef session, bool notify);
+  bool PostSay(ChatSessionRef session, const keel::chat::Say& say);
   // Shutdown only, with no worker running: drops members (breaks cycles).
   void DropMembers();
   uint32_t size() const noexcept { return size_.load(std::memory_order_relaxed); }
 
  private:
-  void Broadcast(const net::SendBufferRef& buf, uint64_t except_user);
+  struct SayBatch {
+    std::vector<std::pair<ChatSessionRef, keel::chat::Say>> says;
+  };
+
+  // Room jobs.
+  void Join(ChatSessionRef session);
+  void Leave(ChatSessionRef session, bool notify);
+  void RunSays(std::shared_ptr<SayBatch> batch);
+  // Queues scratch_[first, last) on every member, as few buffers as the pool
+  // allows; counts the deliveries actually queued.
+  void BroadcastMessages(std::size_t first, std::size_t last);
+  // Queues `buf` on every member; returns on how many it was queued (a
+  // member kicked as a slow consumer, or closing, is not counted).
+  uint64_t Broadcast(const net::SendBufferRef& buf);
 
   ChatServer& server_;
   RoomState state_;
-  std::map<uint64_t, ChatSessionRef> members_;
+  // Members in no particular order (iterated once per broadcast buffer);
+  // member_index_ finds a member's slot for removal (swap with the last).
+  std::vector<ChatSessionRef> members_;
+  std::unordered_map<uint64_t, uint32_t> member_index_;
+  std::vector<RoomMessage> scratch_;  // RunSays' messages, reused
   std::atomic<uint32_t> size_{0};
+
+  // Posting: the batch that further Says join, if its job has not started.
+  // Held while posting so that jobs are queued in the order of the calls.
+  core::Mutex post_mu_{"Room.post"};
+  std::shared_ptr<SayBatch> open_batch_ KEEL_GUARDED_BY(post_mu_);
 };
 
 class ChatServer final : public ChatHandler<ChatSessionRef> {
@@ -119,9 +153,11 @@ class ChatServer final : public ChatHandler<ChatSessionRef> {
 
   // Kicks sessions past the login deadline, silent past the idle timeout,
   // or over the send soft limit for half its grace (session_watch.cc). Any
-  // thread, every 200 ms or so; `now_ns` is the steady clock.
-  void Tick(int64_t now_ns);
-  void Tick();
+  // thread, every 200 ms or so; `now_ns` is the steady clock. Looks only at
+  // sessions with a check due and those over the soft limit, not at every
+  // session; returns how many it looked at.
+  std::size_t Tick(int64_t now_ns);
+  std::size_t Tick();
   // Queues a room broadcast on `member`, or kicks it as a slow consumer
   // (with a notice) when the buffer would bring it near the hard limit.
   bool SendToMember(ChatSession& member, const net::SendBufferRef& buf);
@@ -154,6 +190,9 @@ class ChatServer final : public ChatHandler<ChatSessionRef> {
   void OnClosed(ChatSession& session);
   void LeaveCurrentRoom(ChatSession& session, bool notify);
   void KickSlowConsumer(ChatSession& session);
+  // Tick's lists (session_watch.cc).
+  void ScheduleCheck(ChatSession& session);
+  void NoteQueued(ChatSession& session, std::size_t queued);
 
   const ChatConfig config_;
   job::WorkerGroup& logic_;
@@ -167,6 +206,14 @@ class ChatServer final : public ChatHandler<ChatSessionRef> {
   std::unordered_map<std::string, ChatSessionRef> users_ KEEL_GUARDED_BY(users_mu_);
   // Every live session, logged in or not (for Tick and Shutdown).
   std::unordered_map<uint64_t, ChatSessionRef> sessions_ KEEL_GUARDED_BY(users_mu_);
+
+  // Tick's work: each session's next login-deadline or idle check (steady
+  // ns, session id), soonest first; and the sessions seen over the send soft
+  // limit. Never held together with users_mu_.
+  using Check = std::pair<int64_t, uint64_t>;
+  core::Mutex watch_mu_{"ChatServer.watch"};
+  std::priority_queue<Check, std::vector<Check>, std::greater<>> checks_ KEEL_GUARDED_BY(watch_mu_);
+  std::vector<ChatSessionRef> over_soft_ KEEL_GUARDED_BY(watch_mu_);
 
   mutable core::Mutex rooms_mu_{"ChatServer.rooms"};
   std::map<std::string, std::shared_ptr<Room>> rooms_ KEEL_GUARDED_BY(rooms_mu_);

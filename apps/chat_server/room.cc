@@ -1,5 +1,6 @@
-// Room: the chat room actor (declared in chat_server.h). Every method runs as
-// a job of the room's own JobQueue, so members_ and state_ need no lock.
+// Room: the chat room actor (declared in chat_server.h). Join, Leave and
+// RunSays run as jobs of the room's own JobQueue, so members_ and state_ need
+// no lock; only the posting side (open_batch_) is shared.
 #include "apps/chat_server/chat_server.h"
 
 namespace keel::chat {
@@ -7,10 +8,81 @@ namespace keel::chat {
 Room::Room(job::WorkerGroup& group, ChatServer& server, std::string name, RoomLimits limits)
     : JobQueue(group, "room:" + name), server_(server), state_(std::move(name), limits) {}
 
-void Room::Broadcast(const net::SendBufferRef& buf, uint64_t except_user) {
-  for (const auto& [id, member] : members_) {
-    if (id != except_user) server_.SendToMember(*member, buf);
+bool Room::PostJoin(ChatSessionRef session) {
+  core::MutexLock lock(post_mu_);
+  open_batch_.reset();  // later Says run after this Join
+  return PostCall(&Room::Join, std::move(session));
+}
+
+bool Room::PostLeave(ChatSessionRef session, bool notify) {
+  core::MutexLock lock(post_mu_);
+  open_batch_.reset();
+  return PostCall(&Room::Leave, std::move(session), notify);
+}
+
+bool Room::PostSay(ChatSessionRef session, const keel::chat::Say& say) {
+  core::MutexLock lock(post_mu_);
+  if (!open_batch_) {
+    auto batch = std::make_shared<SayBatch>();
+    if (!PostCall(&Room::RunSays, batch)) return false;
+    open_batch_ = std::move(batch);
   }
+  open_batch_->says.emplace_back(std::move(session), say);
+  return true;
+}
+
+uint64_t Room::Broadcast(const net::SendBufferRef& buf) {
+  uint64_t queued = 0;
+  for (const ChatSessionRef& member : members_) {
+    if (server_.SendToMember(*member, buf)) ++queued;
+  }
+  return queued;
+}
+
+void Room::BroadcastMessages(std::size_t first, std::size_t last) {
+  while (first < last) {
+    // As many frames as fit one pooled buffer (at least one).
+    std::size_t bytes = proto::FrameSize(scratch_[first]);
+    std::size_t end = first + 1;
+    for (; end < last; ++end) {
+      const std::size_t more = proto::FrameSize(scratch_[end]);
+      if (bytes + more > net::SendBuffer::kMaxPooledSize) break;
+      bytes += more;
+    }
+    net::SendBufferRef buf = net::SendBuffer::Allocate(bytes);
+    std::size_t at = 0;
+    for (std::size_t i = first; i < end; ++i) {
+      // FrameSize above cached the message's size; recomputing it is cheap
+      // next to the serialization and keeps the offsets exact.
+      const std::size_t n = proto::FrameSize(scratch_[i]);
+      proto::EncodeFrameInto(proto::MessageId<RoomMessage>::value, scratch_[i], {buf->data() + at, n});
+      at += n;
+    }
+    const uint64_t members = Broadcast(buf);
+    server_.counters().deliveries_out.fetch_add(members * (end - first), std::memory_order_relaxed);
+    first = end;
+  }
+}
+
+void Room::RunSays(std::shared_ptr<SayBatch> batch) {
+  {
+    core::MutexLock lock(post_mu_);
+    if (open_batch_ == batch) open_batch_.reset();  // later Says start a new batch
+  }
+  if (scratch_.size() < batch->says.size()) scratch_.resize(batch->says.size());
+  std::size_t ready = 0;  // scratch_[0, ready) waits to be broadcast
+  for (auto& [session, say] : batch->says) {
+    if (const ErrorCode err = state_.Say(session->user_id(), say, scratch_[ready]); err != ERROR_NONE) {
+      // What was said before goes out first: the sender sees the same order
+      // as with one job per Say.
+      BroadcastMessages(0, ready);
+      ready = 0;
+      server_.SendError(*session, err, state_.name());
+      continue;
+    }
+    ++ready;
+  }
+  BroadcastMessages(0, ready);
 }
 
 void Room::Join(ChatSessionRef session) {
@@ -24,15 +96,24 @@ void Room::Join(ChatSessionRef session) {
   presence.set_room(state_.name());
   presence.set_nickname(session->nickname());
   presence.set_joined(true);
-  Broadcast(proto::BuildSendBuffer(presence), 0);
-  members_.emplace(session->user_id(), session);
+  Broadcast(proto::BuildSendBuffer(presence));
+  member_index_.emplace(session->user_id(), static_cast<uint32_t>(members_.size()));
+  members_.push_back(session);
   size_.store(static_cast<uint32_t>(members_.size()), std::memory_order_relaxed);
   session->Send(joined);
 }
 
 void Room::Leave(ChatSessionRef session, bool notify) {
   if (state_.Leave(session->user_id()) != ERROR_NONE) return;
-  members_.erase(session->user_id());
+  if (const auto it = member_index_.find(session->user_id()); it != member_index_.end()) {
+    const uint32_t slot = it->second;
+    member_index_.erase(it);
+    if (slot + 1 != members_.size()) {
+      members_[slot] = std::move(members_.back());
+      member_index_[members_[slot]->user_id()] = slot;
+    }
+    members_.pop_back();
+  }
   size_.store(static_cast<uint32_t>(members_.size()), std::memory_order_relaxed);
   if (notify) {
     // last_seq: every message up to it was queued on this member before this
@@ -46,23 +127,16 @@ void Room::Leave(ChatSessionRef session, bool notify) {
   presence.set_room(state_.name());
   presence.set_nickname(session->nickname());
   presence.set_joined(false);
-  Broadcast(proto::BuildSendBuffer(presence), 0);
-}
-
-void Room::Say(ChatSessionRef session, keel::chat::Say say) {
-  RoomMessage out;
-  if (const ErrorCode err = state_.Say(session->user_id(), say, out); err != ERROR_NONE) {
-    server_.SendError(*session, err, state_.name());
-    return;
-  }
-  // Serialized once; every member's send queue holds the same buffer.
-  const net::SendBufferRef buf = proto::BuildSendBuffer(out);
-  Broadcast(buf, 0);
-  server_.counters().deliveries_out.fetch_add(members_.size(), std::memory_order_relaxed);
+  Broadcast(proto::BuildSendBuffer(presence));
 }
 
 void Room::DropMembers() {
+  {
+    core::MutexLock lock(post_mu_);
+    open_batch_.reset();  // its sessions hold this room
+  }
   members_.clear();
+  member_index_.clear();
   size_.store(0, std::memory_order_relaxed);
 }
 

@@ -12,6 +12,7 @@
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "apps/bots/fleet.h"
 #include "apps/chat_server/chat_server.h"
@@ -58,6 +59,28 @@ class ChatFixture : public ::testing::Test {
     service_.reset();
     server_.reset();
     scheduler_.reset();
+  }
+  // Steady-clock ns, `ahead` from now: a manual clock for Tick(now_ns).
+  static int64_t NowNs(std::chrono::nanoseconds ahead = {}) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               (std::chrono::steady_clock::now() + ahead).time_since_epoch())
+        .count();
+  }
+  // Small send queues and socket buffers, so that a client that does not
+  // read becomes a slow consumer within a test (soft limit 64 KiB).
+  static ChatConfig SlowConsumerConfig(uint32_t soft_grace_ms, std::size_t hard_limit) {
+    ChatConfig config;
+    config.send_soft_limit = 64 * 1024;
+    config.send_soft_grace_ms = soft_grace_ms;
+    config.send_hard_limit = hard_limit;
+    config.socket_send_buffer = 16 * 1024;
+    return config;
+  }
+  // Per-user message rate limits off (a test that talks flat out).
+  static ChatConfig NoSayLimit(ChatConfig config = {}) {
+    config.say_per_second = 1'000'000;
+    config.say_burst = 1'000'000;
+    return config;
   }
   bots::FleetOptions Fleet(uint32_t bots, uint32_t rooms, double seconds) const {
     bots::FleetOptions o;
@@ -109,6 +132,14 @@ struct RawClient {
     }
     return false;
   }
+  // Frames appended to one buffer, then written at once (SendBytes): the
+  // server reads them in one go, or few.
+  template <typename M>
+  static void AppendFrame(std::vector<uint8_t>& out, const M& msg) {
+    const auto frame = proto::BuildFrame(msg);
+    out.insert(out.end(), frame.begin(), frame.end());
+  }
+  bool SendBytes(const std::vector<uint8_t>& bytes) { return nt::SendAll(fd, bytes.data(), bytes.size()); }
   ErrorCode Login(const std::string& nick) {
     keel::chat::Login login;
     login.set_nickname(nick);
@@ -116,6 +147,22 @@ struct RawClient {
     LoginResult r;
     if (!Expect(kLoginResultId, r)) return static_cast<ErrorCode>(-1);
     return r.error();
+  }
+  // Creates (or joins) room `name` and waits for RoomJoined; false if an
+  // Error or nothing came instead.
+  bool CreateRoom(const std::string& name, RoomJoined* joined = nullptr) {
+    keel::chat::CreateRoom create;
+    create.set_name(name);
+    return Send(create) && ExpectJoined(joined);
+  }
+  bool JoinRoom(const std::string& name, RoomJoined* joined = nullptr) {
+    keel::chat::JoinRoom join;
+    join.set_name(name);
+    return Send(join) && ExpectJoined(joined);
+  }
+  bool ExpectJoined(RoomJoined* joined = nullptr) {
+    RoomJoined local;
+    return Expect(kRoomJoinedId, joined != nullptr ? *joined : local);
   }
 };
 

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "tests/chat/chat_fixture.h"
 
@@ -97,20 +98,11 @@ TEST_F(ChatFixture, MalformedBotsAreKickedAndNobodyElseLosesAnything) {
 }
 
 TEST_F(ChatFixture, NeverReadingClientIsDroppedAsSlowConsumerOthersKeepP99) {
-  ChatConfig config;
-  config.send_soft_limit = 64 * 1024;
-  config.send_soft_grace_ms = 500;
-  config.send_hard_limit = 256 * 1024;
-  config.socket_send_buffer = 16 * 1024;
-  Start(config);
+  Start(SlowConsumerConfig(500, 256 * 1024));
   StartTicker();
   RawClient slow(service_->port(), 4096);
   ASSERT_EQ(slow.Login("sloth"), ERROR_NONE);
-  CreateRoom create;
-  create.set_name("room0");
-  slow.Send(create);
-  RoomJoined joined;
-  ASSERT_TRUE(slow.Expect(kRoomJoinedId, joined));
+  ASSERT_TRUE(slow.CreateRoom("room0"));
   // From now on `slow` never reads.
   auto o = Fleet(30, 1, 4);
   o.rate = 10;
@@ -151,11 +143,7 @@ TEST_F(ChatFixture, LongMessagesAndFloodsGetErrorsNotBroadcasts) {
   Start(config);
   RawClient a(service_->port());
   ASSERT_EQ(a.Login("anna"), ERROR_NONE);
-  CreateRoom create;
-  create.set_name("lobby");
-  a.Send(create);
-  RoomJoined joined;
-  ASSERT_TRUE(a.Expect(kRoomJoinedId, joined));
+  ASSERT_TRUE(a.CreateRoom("lobby"));
   keel::chat::Say say;
   say.set_text(std::string(17, 'x'));
   a.Send(say);
@@ -182,6 +170,100 @@ TEST_F(ChatFixture, LongMessagesAndFloodsGetErrorsNotBroadcasts) {
   }
   EXPECT_EQ(seqs, (std::vector<uint64_t>{1, 2}));
   EXPECT_EQ(rate_errors, 1);
+}
+
+// Says that reach a room back to back run as one batch (one buffer per
+// member): every member still gets each message once, in order, and
+// deliveries_out counts one per message per member.
+TEST_F(ChatFixture, PipelinedBurstOfSaysReachesEveryMemberOnceInOrder) {
+  ChatConfig config = NoSayLimit();
+  config.frames_per_second = 0;
+  // Frames over 1 KiB: 256 of them (the framer's limit per read) never fit
+  // one read, however the kernel coalesces the writes.
+  config.room.max_text_bytes = 2048;
+  config.send_soft_limit = 8 * 1024 * 1024;
+  config.send_hard_limit = 16 * 1024 * 1024;
+  Start(config);
+  RawClient talker(service_->port()), listener(service_->port());
+  ASSERT_EQ(talker.Login("talker"), ERROR_NONE);
+  ASSERT_EQ(listener.Login("listener"), ERROR_NONE);
+  ASSERT_TRUE(talker.CreateRoom("lobby"));
+  ASSERT_TRUE(listener.JoinRoom("lobby"));
+  constexpr uint64_t kSays = 1000;
+  const std::string padding(1100, '.');
+  std::vector<uint8_t> burst;
+  keel::chat::Say say;
+  for (uint64_t i = 1; i <= kSays; ++i) {
+    say.set_text(std::to_string(i) + padding);
+    say.set_client_seq(i);
+    RawClient::AppendFrame(burst, say);
+  }
+  ASSERT_TRUE(talker.SendBytes(burst));
+  for (RawClient* c : {&talker, &listener}) {
+    for (uint64_t i = 1; i <= kSays; ++i) {
+      RoomMessage m;
+      ASSERT_TRUE(c->Expect(kRoomMessageId, m)) << "message " << i;
+      ASSERT_EQ(m.seq(), i);
+      ASSERT_EQ(m.client_seq(), i);
+      ASSERT_EQ(m.text(), std::to_string(i) + padding);
+    }
+  }
+  EXPECT_EQ(server_->counters().deliveries_out.load(), 2 * kSays);
+  EXPECT_EQ(server_->counters().errors.load(), 0u);
+}
+
+// A Join posted while a batch of Says is still open must not let the
+// joiner's own next Say run before its Join (it would be NOT_IN_ROOM).
+TEST_F(ChatFixture, SayPipelinedAfterJoinDuringABurstIsBroadcastAfterTheJoin) {
+  ChatConfig config = NoSayLimit();
+  config.frames_per_second = 0;
+  // Frames over 1 KiB: 256 of them (the framer's limit per read) never fit
+  // one read, however the kernel coalesces the writes.
+  config.room.max_text_bytes = 2048;
+  config.send_soft_limit = 8 * 1024 * 1024;
+  config.send_hard_limit = 16 * 1024 * 1024;
+  Start(config);
+  RawClient talker(service_->port());
+  ASSERT_EQ(talker.Login("talker"), ERROR_NONE);
+  ASSERT_TRUE(talker.CreateRoom("lobby"));
+  keel::chat::Say say;
+  say.set_text(std::string(1100, 'c'));
+  JoinRoom join;
+  join.set_name("lobby");
+  for (int round = 0; round < 10; ++round) {
+    RawClient joiner(service_->port());
+    ASSERT_EQ(joiner.Login("joiner" + std::to_string(round)), ERROR_NONE);
+    std::vector<uint8_t> burst, pipelined;
+    for (int i = 0; i < 300; ++i) RawClient::AppendFrame(burst, say);
+    RawClient::AppendFrame(pipelined, join);
+    keel::chat::Say own;
+    own.set_text("mine");
+    RawClient::AppendFrame(pipelined, own);
+    ASSERT_TRUE(talker.SendBytes(burst));
+    ASSERT_TRUE(joiner.SendBytes(pipelined));
+    RoomJoined joined;
+    ASSERT_TRUE(joiner.ExpectJoined(&joined));
+    // Everything after the join, in order, up to and including its own message.
+    uint64_t last = joined.last_seq();
+    while (true) {
+      auto f = joiner.Next();
+      ASSERT_TRUE(f.has_value()) << "round " << round << ": no echo of the joiner's message";
+      ASSERT_NE(f->first, kErrorId) << "round " << round << ": the Say ran before the Join";
+      if (f->first != kRoomMessageId) continue;
+      RoomMessage m;
+      ASSERT_TRUE(m.ParseFromString(f->second));
+      ASSERT_EQ(m.seq(), last + 1);
+      last = m.seq();
+      if (m.text() == "mine") break;
+    }
+    // Drain the talker's echoes of this round's burst.
+    for (int i = 0; i < 301;) {
+      auto f = talker.Next();
+      ASSERT_TRUE(f.has_value());
+      if (f->first == kRoomMessageId) ++i;
+    }
+  }
+  EXPECT_EQ(server_->counters().errors.load(), 0u);
 }
 
 // The real program: SIGTERM in the middle of a run. Every message a sender

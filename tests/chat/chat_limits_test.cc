@@ -6,8 +6,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "tests/chat/chat_fixture.h"
 
@@ -63,9 +65,7 @@ TEST_F(ChatFixture, IdleTimeoutZeroNeverKicks) {
   ASSERT_EQ(quiet.Login("quiet"), ERROR_NONE);
   // A manual clock far in the future: past any timeout but the disabled one
   // (the login deadline only concerns sessions not logged in).
-  server_->Tick(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                    (std::chrono::steady_clock::now() + std::chrono::hours(24)).time_since_epoch())
-                    .count());
+  server_->Tick(NowNs(std::chrono::hours(24)));
   Heartbeat hb;
   hb.set_nonce(7);
   quiet.Send(hb);
@@ -74,30 +74,52 @@ TEST_F(ChatFixture, IdleTimeoutZeroNeverKicks) {
   EXPECT_EQ(server_->counters().kicks.load(), 0u);
 }
 
+// Tick looks only at sessions with a login-deadline or idle check due (and
+// those over the soft limit), not at every session every time, and still
+// kicks exactly the ones past their deadline.
+TEST_F(ChatFixture, TickLooksOnlyAtSessionsWhoseCheckIsDue) {
+  ChatConfig config;
+  config.login_deadline_ms = 10'000;
+  config.idle_timeout_ms = 60'000;
+  Start(config);
+  const int64_t t0 = NowNs();
+  constexpr int64_t kS = 1'000'000'000;
+  std::vector<std::unique_ptr<RawClient>> clients;
+  for (int i = 0; i < 40; ++i) {
+    clients.push_back(std::make_unique<RawClient>(service_->port()));
+    ASSERT_EQ(clients.back()->Login("user" + std::to_string(i)), ERROR_NONE);
+  }
+  RawClient anonymous(service_->port());  // never logs in
+  ASSERT_TRUE(nt::WaitFor([&] { return service_->stats().sessions_open == 41; }, 10s));
+  EXPECT_EQ(server_->Tick(t0), 0u) << "nothing is due yet";
+  // Everyone's login check comes due (deadline 10 s, plus the test's own
+  // time to connect): the 40 logged in are rescheduled at their idle
+  // deadline, the anonymous one is kicked.
+  EXPECT_EQ(server_->Tick(t0 + 40 * kS), 41u);
+  EXPECT_EQ(server_->counters().kicks.load(), 1u);
+  EXPECT_EQ(server_->Tick(t0 + 41 * kS), 0u) << "the rescheduled checks are not due yet";
+  // Past the idle timeout for all 40.
+  EXPECT_EQ(server_->Tick(t0 + 200 * kS), 40u);
+  EXPECT_EQ(server_->counters().idle_kicks.load(), 40u);
+  EXPECT_EQ(server_->Tick(t0 + 201 * kS), 0u) << "a kicked session is not checked again";
+  Kicked kicked;
+  ASSERT_TRUE(anonymous.Expect(kKickedId, kicked));
+  EXPECT_EQ(kicked.reason(), "login deadline");
+  ASSERT_TRUE(clients[0]->Expect(kKickedId, kicked));
+  EXPECT_EQ(kicked.reason(), "idle timeout");
+}
+
 // A reader that stalls past the soft limit is kicked with a notice queued
 // behind its backlog; once it reads again it finds the notice, then the end.
 TEST_F(ChatFixture, StalledReaderIsKickedAsSlowConsumerAndReadsTheNoticeWhenItCatchesUp) {
-  ChatConfig config;
-  config.send_soft_limit = 64 * 1024;
-  config.send_soft_grace_ms = 8000;  // the server kicks after 4 s over; the net layer would close at 8 s
-  config.send_hard_limit = 1024 * 1024;
-  config.socket_send_buffer = 16 * 1024;
-  config.say_per_second = 100000;
-  config.say_burst = 100000;
-  Start(config);
+  // The server kicks after 4 s over the soft limit; the net layer would close at 8 s.
+  Start(NoSayLimit(SlowConsumerConfig(8000, 1024 * 1024)));
   StartTicker();
   RawClient stalled(service_->port(), 4096), talker(service_->port());
   ASSERT_EQ(stalled.Login("stalled"), ERROR_NONE);
   ASSERT_EQ(talker.Login("talker"), ERROR_NONE);
-  CreateRoom create;
-  create.set_name("lobby");
-  stalled.Send(create);
-  RoomJoined joined;
-  ASSERT_TRUE(stalled.Expect(kRoomJoinedId, joined));
-  JoinRoom join;
-  join.set_name("lobby");
-  talker.Send(join);
-  ASSERT_TRUE(talker.Expect(kRoomJoinedId, joined));
+  ASSERT_TRUE(stalled.CreateRoom("lobby"));
+  ASSERT_TRUE(talker.JoinRoom("lobby"));
   // `stalled` reads nothing from here; `talker` reads its own echoes.
   keel::chat::Say say;
   say.set_text(std::string(400, 'x'));
@@ -136,6 +158,41 @@ TEST_F(ChatFixture, StalledReaderIsKickedAsSlowConsumerAndReadsTheNoticeWhenItCa
   talker.Send(hb);
   HeartbeatAck ack;
   EXPECT_TRUE(talker.Expect(kHeartbeatAckId, ack));
+}
+
+// A member kicked by a broadcast (its queue near the hard limit) gets
+// nothing more, and deliveries_out counts only what was queued: every
+// message the talker got back plus what the kicked member read before its
+// notice, not one per member present.
+TEST_F(ChatFixture, DeliveriesOutCountsOnlyWhatWasQueuedNotKickedMembers) {
+  // No ticker and a long grace: only the broadcast's hard-limit check kicks.
+  Start(NoSayLimit(SlowConsumerConfig(60000, 128 * 1024)));
+  RawClient stalled(service_->port(), 4096), talker(service_->port());
+  ASSERT_EQ(stalled.Login("stalled"), ERROR_NONE);
+  ASSERT_EQ(talker.Login("talker"), ERROR_NONE);
+  ASSERT_TRUE(stalled.CreateRoom("lobby"));
+  ASSERT_TRUE(talker.JoinRoom("lobby"));
+  keel::chat::Say say;
+  say.set_text(std::string(400, 'x'));
+  uint64_t echoed = 0, after_kick = 0;
+  const auto give_up = std::chrono::steady_clock::now() + 60s;
+  while (after_kick < 20 && std::chrono::steady_clock::now() < give_up) {
+    ASSERT_TRUE(talker.Send(say));
+    RoomMessage m;
+    ASSERT_TRUE(talker.Expect(kRoomMessageId, m)) << "the talker lost its own message";
+    ++echoed;
+    if (server_->counters().slow_consumer_kicks.load() > 0) ++after_kick;
+  }
+  ASSERT_EQ(after_kick, 20u) << "never kicked";
+  uint64_t read = 0;
+  bool notice = false;
+  while (auto f = stalled.Next(10s)) {
+    if (f->first == kRoomMessageId) ++read;
+    if (f->first == kKickedId) notice = true;
+  }
+  EXPECT_TRUE(notice);
+  EXPECT_LT(read, echoed) << "the kicked member got messages broadcast after its kick";
+  EXPECT_EQ(server_->counters().deliveries_out.load(), echoed + read);
 }
 
 }  // namespace

@@ -37,12 +37,7 @@ TEST_F(ChatFixture, RoomChurnDeliversEachMessageToExactlyTheMembersPresent) {
 // One bot in ten reads slowly or never: the never-readers are disconnected
 // as slow consumers (kicked by the server), the others lose nothing.
 TEST_F(ChatFixture, SlowReadersScenarioDisconnectsNeverReadersAndTheRestLoseNothing) {
-  ChatConfig config;
-  config.send_soft_limit = 64 * 1024;
-  config.send_soft_grace_ms = 1000;
-  config.send_hard_limit = 256 * 1024;
-  config.socket_send_buffer = 16 * 1024;
-  Start(config);
+  Start(SlowConsumerConfig(1000, 256 * 1024));
   StartTicker();
   auto o = Fleet(30, 3, 6);
   o.scenario = "slow-readers";
