@@ -54,7 +54,10 @@ void IoLoop::PostTask(Task task) {
   if (!InLoopThread()) backend_->Wake();
 }
 
-void IoLoop::PostFlush(SessionRef s) { PostTask({Task::kFlush, std::move(s)}); }
+void IoLoop::PostFlush(SessionRef s) {
+  NetCounters::Add(counters_->flush_posts);
+  PostTask({Task::kFlush, std::move(s)});
+}
 void IoLoop::PostClose(SessionRef s) { PostTask({Task::kClose, std::move(s)}); }
 void IoLoop::PostCloseAfterFlush(SessionRef s, uint32_t timeout_ms) {
   PostTask({Task::kCloseAfterFlush, std::move(s), timeout_ms});
@@ -84,6 +87,7 @@ void IoLoop::Run() {
     for (int round = 0; round < 4 && RunPosted(); ++round) {
     }
     RunTimers();
+    FlushScheduled();
     if (stopping_ && live_sessions_ == 0 && listener_ == nullptr) {
       core::LockGuard<core::SpinLock> g(post_mu_);
       if (posted_.empty()) break;
@@ -126,6 +130,16 @@ bool IoLoop::RunPosted() {
   }
   running_.clear();
   return true;
+}
+
+void IoLoop::FlushScheduled() {
+  // A flush may close a session, whose OnDisconnected may Send to others:
+  // repeat until nothing new was scheduled.
+  while (!needs_flush_.empty()) {
+    flushing_.swap(needs_flush_);
+    for (SessionRef& s : flushing_) FlushOnLoop(s.get());
+    flushing_.clear();
+  }
 }
 
 void IoLoop::AddTimerOnLoop(Clock::time_point when, std::function<void()> fn) {

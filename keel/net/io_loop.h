@@ -48,6 +48,10 @@ class IoLoop {
 
   // Any thread.
   void PostFlush(SessionRef s);
+  // Loop only: the session has bytes to write; they are written once, in one
+  // gathered write, at the end of the current loop pass (after the completion
+  // batch, the posted work and the timers). No lock, no wake.
+  void ScheduleFlushOnLoop(SessionRef s) { needs_flush_.push_back(std::move(s)); }
   void PostClose(SessionRef s);
   void PostCloseAfterFlush(SessionRef s, uint32_t timeout_ms);
   void PostCheckSoftLimit(SessionRef s);
@@ -87,6 +91,7 @@ class IoLoop {
 
   void PostTask(Task task);
   bool RunPosted();
+  void FlushScheduled();
   void RunTimers();
   int NextTimeoutMs();
   void Dispatch(const internal::Completion& c);
@@ -116,6 +121,9 @@ class IoLoop {
   core::SpinLock post_mu_{"IoLoop.post"};
   std::vector<Task> posted_ KEEL_GUARDED_BY(post_mu_);
   std::vector<Task> running_;  // loop only: the batch being run
+  // Loop only: sessions Sent to from this thread during the current pass.
+  std::vector<SessionRef> needs_flush_;
+  std::vector<SessionRef> flushing_;
 
   // Loop only.
   std::vector<Slot> slots_;

@@ -436,6 +436,63 @@ TEST_P(NetTest, OneSendBufferReachesThousandSessionsIntact) {
   EXPECT_TRUE(WaitFor([&] { return SendBuffer::Stats().buffers_live == base.buffers_live; }));
 }
 
+// Echoes each read back as three separate Sends (head, middle, tail).
+class SplitEchoSession : public EchoSession {
+ public:
+  using EchoSession::EchoSession;
+
+ protected:
+  std::size_t OnRecv(std::span<const uint8_t> bytes) override {
+    const std::size_t third = bytes.size() / 3;
+    Send(bytes.subspan(0, third));
+    Send(bytes.subspan(third, third));
+    Send(bytes.subspan(2 * third));
+    return bytes.size();
+  }
+};
+
+// Sends from the loop's own thread (OnRecv) take the loop-local flush list:
+// no flush is posted through the locked queue, and the three Sends of one
+// OnRecv leave in one gathered write. A Send from another thread posts.
+TEST_P(NetTest, SendOnTheLoopThreadFlushesOnceAtTheEndOfThePassWithoutPosting) {
+  log_.keep = true;
+  StartServer<SplitEchoSession>();
+  const int fd = ConnectClient(port_);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(WaitFor([&] { return server_->stats().sessions_open == 1; }));
+  constexpr int kRounds = 200;
+  for (int i = 0; i < kRounds; ++i) {
+    auto msg = Pattern(30, static_cast<uint32_t>(i));
+    ASSERT_TRUE(SendAll(fd, msg.data(), msg.size()));
+    std::vector<uint8_t> got(msg.size());
+    ASSERT_TRUE(RecvAll(fd, got.data(), got.size())) << "round " << i;
+    ASSERT_EQ(got, msg) << "round " << i;
+  }
+  // A read may (rarely) carry less than a whole message; never more than
+  // one write per read. The last write's completion may trail its bytes.
+  ASSERT_TRUE(WaitFor([&] { return server_->stats().send_ops >= static_cast<uint64_t>(kRounds); }));
+  const NetStats st = server_->stats();
+  EXPECT_EQ(st.flush_posts, 0u);
+  EXPECT_LE(st.send_ops, st.recv_ops);
+  EXPECT_GE(st.send_ops, static_cast<uint64_t>(kRounds));
+  SessionRef s;
+  {
+    std::lock_guard<std::mutex> g(log_.mu);
+    s = log_.sessions.at(0);
+  }
+  const uint8_t hello[] = {'h', 'i'};
+  ASSERT_TRUE(s->Send(hello));
+  uint8_t got[2] = {};
+  ASSERT_TRUE(RecvAll(fd, got, sizeof got));
+  EXPECT_EQ(got[0], 'h');
+  EXPECT_EQ(server_->stats().flush_posts, 1u);
+  ::close(fd);
+  s = nullptr;
+  ASSERT_TRUE(WaitFor([&] { return log_.disconnected.load() == 1; }));
+  std::lock_guard<std::mutex> g(log_.mu);
+  log_.sessions.clear();
+}
+
 // Client side: the Service connects out (the bots' path).
 class ClientEcho : public EchoSession {
  public:

@@ -48,7 +48,10 @@ bool Session::Send(SendBufferRef buf) {
     return false;
   }
   if (post_flush) {
-    loop_->PostFlush(SessionRef(this));
+    // On the loop's own thread (a hook, a posted task, a timer): no lock, no
+    // Task; the loop flushes at the end of its pass.
+    if (loop_->InLoopThread()) loop_->ScheduleFlushOnLoop(SessionRef(this));
+    else loop_->PostFlush(SessionRef(this));
   } else if (crossed_soft) {
     loop_->PostCheckSoftLimit(SessionRef(this));
   }
