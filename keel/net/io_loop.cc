@@ -62,6 +62,9 @@ void IoLoop::PostClose(SessionRef s) { PostTask({Task::kClose, std::move(s)}); }
 void IoLoop::PostCloseAfterFlush(SessionRef s, uint32_t timeout_ms) {
   PostTask({Task::kCloseAfterFlush, std::move(s), timeout_ms});
 }
+void IoLoop::PostCloseWithNotice(SessionRef s, SendBufferRef notice, uint32_t timeout_ms) {
+  PostTask({Task::kCloseWithNotice, std::move(s), timeout_ms, nullptr, std::move(notice)});
+}
 void IoLoop::PostCheckSoftLimit(SessionRef s) { PostTask({Task::kCheckSoft, std::move(s)}); }
 void IoLoop::Post(std::function<void()> fn) { PostTask({Task::kFn, nullptr, 0, std::move(fn)}); }
 void IoLoop::Shutdown() {
@@ -124,6 +127,7 @@ bool IoLoop::RunPosted() {
       case Task::kFlush: FlushOnLoop(s); break;
       case Task::kClose: CloseOnLoop(s); break;
       case Task::kCloseAfterFlush: CloseAfterFlushOnLoop(s, t.timeout_ms); break;
+      case Task::kCloseWithNotice: CloseWithNoticeOnLoop(s, std::move(t.notice), t.timeout_ms); break;
       case Task::kCheckSoft: CheckSoftLimitOnLoop(s); break;
       case Task::kFn: t.fn(); break;
     }
@@ -355,6 +359,7 @@ void IoLoop::OnSendDone(Session* s, int32_t result) {
     ++done;
   }
   core.inflight.erase(core.inflight.begin(), core.inflight.begin() + static_cast<std::ptrdiff_t>(done));
+  if (core.drop_untouched_inflight) DropUntouchedInflight(s);
   s->OnSend(written);
   FlushOnLoop(s);
   if (core.soft_since != Clock::time_point{}) CheckSoftLimitOnLoop(s);
@@ -363,6 +368,9 @@ void IoLoop::OnSendDone(Session* s, int32_t result) {
 void IoLoop::CheckSoftLimitOnLoop(Session* s) {
   SessionCore& core = *s->core_;
   if (core.state.load(std::memory_order_relaxed) != SessionState::kOpen) return;
+  // Closing after a flush: its own timeout bounds it, the soft limit must not
+  // cut the last word short.
+  if (core.flush_then_close) return;
   const std::size_t queued = core.queued.load(std::memory_order_relaxed);
   if (queued <= core.soft_limit) {
     core.soft_since = {};
@@ -413,6 +421,48 @@ void IoLoop::CloseAfterFlushOnLoop(Session* s, uint32_t timeout_ms) {
     if (Session* x = Lookup(slot, gen)) CloseOnLoop(x);
   });
   FlushOnLoop(s);  // closes at once when nothing is queued
+}
+
+void IoLoop::CloseWithNoticeOnLoop(Session* s, SendBufferRef notice, uint32_t timeout_ms) {
+  SessionCore& core = *s->core_;
+  const SessionState st = core.state.load(std::memory_order_relaxed);
+  if (st != SessionState::kOpen || core.flush_then_close) {
+    CloseAfterFlushOnLoop(s, timeout_ms);  // connecting: closes; closing: nothing
+    return;
+  }
+  std::size_t dropped = 0;
+  const std::size_t added = notice ? notice->size() : 0;
+  {
+    core::LockGuard<core::SpinLock> g(core.mu);
+    for (const SendBufferRef& b : core.pending) dropped += b->size();
+    core.pending.clear();
+    if (added > 0) core.pending.push_back(std::move(notice));
+  }
+  core.queued.fetch_add(added, std::memory_order_relaxed);
+  core.queued.fetch_sub(dropped, std::memory_order_relaxed);
+  NetCounters::Add(counters_->queued_bytes, added);
+  NetCounters::Sub(counters_->queued_bytes, dropped);
+  NetCounters::Add(counters_->notice_dropped_bytes, dropped);
+  NetCounters::Add(counters_->notice_disconnects);
+  // The write in flight is the kernel's until it completes; what it leaves
+  // untouched is dropped then (OnSendDone).
+  core.drop_untouched_inflight = core.send_in_flight;
+  CloseAfterFlushOnLoop(s, timeout_ms);
+}
+
+void IoLoop::DropUntouchedInflight(Session* s) {
+  SessionCore& core = *s->core_;
+  core.drop_untouched_inflight = false;
+  // inflight[0] written in part must be finished, or the peer's frame stream
+  // breaks; every other buffer left is untouched by the kernel.
+  const std::size_t keep = core.inflight_offset > 0 ? 1 : 0;
+  if (core.inflight.size() <= keep) return;
+  std::size_t dropped = 0;
+  for (std::size_t i = keep; i < core.inflight.size(); ++i) dropped += core.inflight[i]->size();
+  core.inflight.resize(keep);
+  core.queued.fetch_sub(dropped, std::memory_order_relaxed);
+  NetCounters::Sub(counters_->queued_bytes, dropped);
+  NetCounters::Add(counters_->notice_dropped_bytes, dropped);
 }
 
 void IoLoop::CloseOnLoop(Session* s, DisconnectReason reason) {

@@ -55,6 +55,7 @@ class IoLoop {
   void PostClose(SessionRef s);
   void PostCloseAfterFlush(SessionRef s, uint32_t timeout_ms);
   void PostCheckSoftLimit(SessionRef s);
+  void PostCloseWithNotice(SessionRef s, SendBufferRef notice, uint32_t timeout_ms);
   void Post(std::function<void()> fn);
   // Stops the loop's listener, disconnects every session with
   // kServerShutdown and lets Run() return once all is drained.
@@ -79,10 +80,11 @@ class IoLoop {
 
  private:
   struct Task {
-    enum Kind : uint8_t { kFlush, kClose, kCloseAfterFlush, kCheckSoft, kFn } kind;
+    enum Kind : uint8_t { kFlush, kClose, kCloseAfterFlush, kCloseWithNotice, kCheckSoft, kFn } kind;
     SessionRef session;
     uint32_t timeout_ms = 0;
     std::function<void()> fn;
+    SendBufferRef notice;
   };
   struct Slot {
     SessionRef session;
@@ -110,6 +112,8 @@ class IoLoop {
   void CloseOnLoop(Session* s);
   void FinalizeOnLoop(Session* s);
   void CloseAfterFlushOnLoop(Session* s, uint32_t timeout_ms);
+  void CloseWithNoticeOnLoop(Session* s, SendBufferRef notice, uint32_t timeout_ms);
+  void DropUntouchedInflight(Session* s);
   void ShutdownOnLoop();
 
   const uint32_t index_;

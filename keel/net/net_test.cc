@@ -493,6 +493,135 @@ TEST_P(NetTest, SendOnTheLoopThreadFlushesOnceAtTheEndOfThePassWithoutPosting) {
   log_.sessions.clear();
 }
 
+// Frames of the notice tests: [u32 seq][u32 len][len bytes of seq's pattern];
+// one SendBuffer each. The notice is the frame with seq 0xffffffff.
+constexpr uint32_t kNoticeSeq = 0xffffffffu;
+SendBufferRef NoticeFrame(uint32_t seq, uint32_t len) {
+  SendBufferRef b = SendBuffer::Allocate(8 + len);
+  std::memcpy(b->data(), &seq, 4);
+  std::memcpy(b->data() + 4, &len, 4);
+  for (uint32_t i = 0; i < len; ++i) b->data()[8 + i] = static_cast<uint8_t>(seq * 13 + i);
+  return b;
+}
+
+// DisconnectWithNotice on a client that stopped reading with megabytes
+// queued: once it reads, it gets whole frames 0..k in order (the write that
+// was in flight finished, never cut), then the notice, then EOF; every byte
+// queued is either received or counted as dropped.
+TEST_P(NetTest, DisconnectWithNoticeDropsQueuedFramesButNeverCutsOne) {
+  log_.keep = true;
+  NetConfig cfg = TestConfig(GetParam(), 1);
+  cfg.socket_send_buffer = 16 * 1024;
+  cfg.send_soft_limit = 64u << 20;
+  cfg.send_hard_limit = 64u << 20;
+  StartServer<SinkSession>(cfg);
+  const int fd = ConnectClient(port_, true, 16 * 1024);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(WaitFor([&] { return server_->stats().sessions_open == 1; }));
+  SessionRef s;
+  {
+    std::lock_guard<std::mutex> g(log_.mu);
+    s = log_.sessions.at(0);
+  }
+  // 4 MiB in frames of odd sizes (a partial write rarely ends on a frame edge).
+  constexpr uint32_t kFrames = 400;
+  uint64_t queued_total = 0;
+  for (uint32_t i = 0; i < kFrames; ++i) {
+    SendBufferRef f = NoticeFrame(i, 10000 + (i % 7) * 333);
+    queued_total += f->size();
+    ASSERT_TRUE(s->Send(f));
+  }
+  // The client reads nothing: the first writes fill the socket buffers, one
+  // write stays in flight (io_uring) or waits for EPOLLOUT (epoll).
+  ASSERT_TRUE(WaitFor([&] { return server_->stats().bytes_sent > 0; }));
+  std::this_thread::sleep_for(50ms);
+  const SendBufferRef notice = NoticeFrame(kNoticeSeq, 100);
+  ASSERT_TRUE(s->DisconnectWithNotice(notice, DisconnectReason::kSlowConsumer, 10000));
+  EXPECT_FALSE(s->Send(NoticeFrame(7, 10))) << "Sends are refused after the notice";
+  EXPECT_FALSE(s->DisconnectWithNotice(notice, DisconnectReason::kLocalClose)) << "the first close wins";
+
+  // Now read everything to EOF.
+  std::vector<uint8_t> all;
+  {
+    uint8_t buf[65536];
+    for (;;) {
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      ASSERT_GE(n, 0) << std::strerror(errno);
+      if (n == 0) break;
+      all.insert(all.end(), buf, buf + n);
+    }
+  }
+  ::close(fd);
+  std::size_t pos = 0;
+  uint32_t next = 0;
+  bool saw_notice = false;
+  uint64_t frame_bytes = 0;
+  while (pos < all.size()) {
+    ASSERT_FALSE(saw_notice) << "bytes after the notice";
+    ASSERT_GE(all.size() - pos, 8u) << "cut frame header after frame " << next;
+    uint32_t seq, len;
+    std::memcpy(&seq, all.data() + pos, 4);
+    std::memcpy(&len, all.data() + pos + 4, 4);
+    ASSERT_GE(all.size() - pos - 8, len) << "frame " << seq << " cut";
+    for (uint32_t i = 0; i < len; ++i) {
+      ASSERT_EQ(all[pos + 8 + i], static_cast<uint8_t>(seq * 13 + i)) << "frame " << seq << " byte " << i;
+    }
+    if (seq == kNoticeSeq) {
+      saw_notice = true;
+      EXPECT_EQ(len, 100u);
+    } else {
+      ASSERT_EQ(seq, next) << "frames out of order";
+      ++next;
+      frame_bytes += 8 + len;
+    }
+    pos += 8 + len;
+  }
+  EXPECT_TRUE(saw_notice);
+  EXPECT_GT(next, 0u) << "the data before the notice arrives";
+  EXPECT_LT(next, kFrames) << "queued frames were dropped";
+  ASSERT_TRUE(WaitFor([&] { return log_.disconnected.load() == 1; }));
+  const NetStats st = server_->stats();
+  EXPECT_EQ(st.Disconnects(DisconnectReason::kSlowConsumer), 1u);
+  EXPECT_EQ(st.notice_disconnects, 1u);
+  EXPECT_EQ(st.notice_dropped_bytes + frame_bytes, queued_total);
+  EXPECT_EQ(st.queued_bytes, 0u);
+  s = nullptr;
+  std::lock_guard<std::mutex> g(log_.mu);
+  log_.sessions.clear();
+}
+
+// The notice cannot be written (the client never reads): the session ends
+// at the timeout, with the notice's reason.
+TEST_P(NetTest, DisconnectWithNoticeClosesAtTheTimeoutWhenThePeerNeverReads) {
+  log_.keep = true;
+  NetConfig cfg = TestConfig(GetParam(), 1);
+  cfg.socket_send_buffer = 8 * 1024;
+  cfg.send_hard_limit = 64u << 20;
+  StartServer<SinkSession>(cfg);
+  const int fd = ConnectClient(port_, true, 4096);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(WaitFor([&] { return server_->stats().sessions_open == 1; }));
+  SessionRef s;
+  {
+    std::lock_guard<std::mutex> g(log_.mu);
+    s = log_.sessions.at(0);
+  }
+  ASSERT_TRUE(s->Send(SendBuffer::Allocate(4 << 20)));
+  ASSERT_TRUE(WaitFor([&] { return server_->stats().bytes_sent > 0; }));
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(s->DisconnectWithNotice(NoticeFrame(kNoticeSeq, 10), DisconnectReason::kSlowConsumer, 200));
+  ASSERT_TRUE(WaitFor([&] { return log_.disconnected.load() == 1; }));
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(took, 150ms);
+  EXPECT_LT(took, 5s);
+  EXPECT_EQ(server_->stats().Disconnects(DisconnectReason::kSlowConsumer), 1u);
+  EXPECT_EQ(server_->stats().queued_bytes, 0u);
+  ::close(fd);
+  s = nullptr;
+  std::lock_guard<std::mutex> g(log_.mu);
+  log_.sessions.clear();
+}
+
 // Client side: the Service connects out (the bots' path).
 class ClientEcho : public EchoSession {
  public:

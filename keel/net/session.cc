@@ -78,6 +78,15 @@ void Session::DisconnectAfterFlush(DisconnectReason reason, uint32_t timeout_ms)
   }
 }
 
+bool Session::DisconnectWithNotice(SendBufferRef notice, DisconnectReason reason, uint32_t timeout_ms) {
+  if (reason == DisconnectReason::kNone) reason = DisconnectReason::kLocalClose;
+  if (loop_ == nullptr || core_->state.load(std::memory_order_acquire) == SessionState::kNew) return false;
+  DisconnectReason none = DisconnectReason::kNone;
+  if (!core_->reason.compare_exchange_strong(none, reason)) return false;
+  loop_->PostCloseWithNotice(SessionRef(this), std::move(notice), timeout_ms);
+  return true;
+}
+
 bool Session::IsConnected() const noexcept {
   return core_->state.load(std::memory_order_acquire) == SessionState::kOpen &&
          core_->reason.load(std::memory_order_relaxed) == DisconnectReason::kNone;
