@@ -42,6 +42,16 @@ IoLoop::~IoLoop() {
   stopping_ = true;
   while (RunPosted()) {
   }
+  if (!failed_holds_.empty()) {
+    // The backend failed: operations it held never completed. Tear it down
+    // first (the kernel lets go of the lent buffers), then free.
+    backend_.reset();
+    for (FailedHold& h : failed_holds_) {
+      if (h.fd >= 0) ::close(h.fd);
+      for (uint32_t i = 0; i < h.op_refs; ++i) SessionRef::Adopt(h.session.get());  // drops one
+    }
+    failed_holds_.clear();
+  }
 }
 
 // ---- posting (any thread) ----
@@ -80,12 +90,10 @@ void IoLoop::Run() {
     for (std::size_t i = 0; i < n; ++i) Dispatch(completions_[i]);
     if (const int err = backend_->error(); err != 0) {
       // The backend can no longer wait or submit (Backend::Wait): no
-      // operation in flight will ever complete, so no session can be closed
-      // cleanly and buffers lent to the kernel cannot be reclaimed.
-      // Continuing would spin or hang; fail loudly instead.
-      KEEL_LOG_ERROR("io loop {}: {} backend failed: {}; aborting", index_, backend_->name(),
-                     std::strerror(-err));
-      std::abort();
+      // operation in flight will ever complete. Fail this loop's sessions and
+      // stop; the Service reports it (ADR 0011).
+      FailOnLoop(err);
+      break;
     }
     for (int round = 0; round < 4 && RunPosted(); ++round) {
     }
@@ -219,6 +227,47 @@ void IoLoop::AcceptedOnLoop(SessionRef s, int fd) {
 }
 
 void IoLoop::AttachListenerOnLoop(Listener* listener) { listener_ = listener; }
+
+void IoLoop::FailOnLoop(int err) {
+  KEEL_LOG_ERROR("io loop {}: {} backend failed: {}; failing its {} session(s), loop stopped", index_,
+                 backend_->name(), std::strerror(-err), live_sessions_);
+  failed_.store(true, std::memory_order_release);
+  stopping_ = true;
+  NetCounters::Add(counters_->loops_failed);
+  if (listener_ != nullptr) {
+    listener_->AbandonOnLoop();
+    listener_ = nullptr;
+  }
+  needs_flush_.clear();
+  // By index: an OnDisconnected hook may touch other sessions.
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    SessionRef s = slots_[i].session;
+    if (!s) continue;
+    SessionCore& core = *s->core_;
+    DisconnectReason none = DisconnectReason::kNone;
+    core.reason.compare_exchange_strong(none, DisconnectReason::kIoError);
+    std::size_t dropped = 0;
+    {
+      core::LockGuard<core::SpinLock> g(core.mu);
+      core.state.store(SessionState::kClosing, std::memory_order_release);
+      for (const SendBufferRef& b : core.pending) dropped += b->size();
+      core.pending.clear();
+      core.flush_scheduled = true;
+    }
+    core.queued.fetch_sub(dropped, std::memory_order_relaxed);
+    NetCounters::Sub(counters_->queued_bytes, dropped);
+    // The peer learns at once (FIN); the fd itself is closed after the
+    // backend is gone, since operations on it may still be in the kernel.
+    if (core.fd >= 0) ::shutdown(core.fd, SHUT_RDWR);
+    failed_holds_.push_back({s, core.ops_in_flight, core.fd, std::move(core.inflight), std::move(core.iov)});
+    core.inflight.clear();
+    core.iov.clear();
+    core.fd = -1;
+    core.ops_in_flight = 0;
+    FinalizeOnLoop(s.get());  // OnDisconnected(kIoError), slot freed
+  }
+  if (config_.on_loop_failed) config_.on_loop_failed(index_, err);
+}
 
 void IoLoop::ShutdownOnLoop() {
   stopping_ = true;

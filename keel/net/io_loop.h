@@ -76,6 +76,9 @@ class IoLoop {
   void DetachListenerOnLoop() { listener_ = nullptr; }
   void AddTimerOnLoop(Clock::time_point when, std::function<void()> fn);
   bool stopping() const noexcept { return stopping_; }
+  // Any thread: the backend failed (Backend::error()) and this loop stopped
+  // after failing its sessions (ADR 0011). New sessions go to other loops.
+  bool failed() const noexcept { return failed_.load(std::memory_order_acquire); }
   static constexpr uint64_t kListenerTag = 1ull << 63;
 
  private:
@@ -115,6 +118,7 @@ class IoLoop {
   void CloseWithNoticeOnLoop(Session* s, SendBufferRef notice, uint32_t timeout_ms);
   void DropUntouchedInflight(Session* s);
   void ShutdownOnLoop();
+  void FailOnLoop(int err);
 
   const uint32_t index_;
   const NetConfig& config_;
@@ -137,6 +141,19 @@ class IoLoop {
   std::vector<std::pair<uint32_t, uint32_t>> soft_watch_;  // (slot, generation) over the soft limit
   Listener* listener_ = nullptr;
   bool stopping_ = false;
+  std::atomic<bool> failed_{false};
+  // After a backend failure: what the kernel may still hold (the session
+  // with its RecvBuffer, the buffers and iovecs of its write, its fd, one
+  // reference per operation that will never complete). Released in the
+  // destructor, after the backend is gone.
+  struct FailedHold {
+    SessionRef session;
+    uint32_t op_refs = 0;
+    int fd = -1;
+    std::vector<SendBufferRef> inflight;
+    std::vector<iovec> iov;
+  };
+  std::vector<FailedHold> failed_holds_;
   std::array<internal::Completion, 256> completions_{};
 };
 

@@ -13,6 +13,7 @@
 #include <numeric>
 #include <thread>
 
+#include "keel/net/internal/backend_testing.h"
 #include "keel/net/testing/net_fixture.h"
 
 #if defined(__has_feature)
@@ -620,6 +621,81 @@ TEST_P(NetTest, DisconnectWithNoticeClosesAtTheTimeoutWhenThePeerNeverReads) {
   s = nullptr;
   std::lock_guard<std::mutex> g(log_.mu);
   log_.sessions.clear();
+}
+
+// A fatal backend error on one loop (injected: its Wait stops and error()
+// turns non-zero) fails that loop's sessions with kIoError, their peers see
+// the connection end, the loop stops, the Service reports it, and the other
+// loop keeps serving, new connections included. Stop frees everything.
+TEST_P(NetTest, FatalBackendErrorFailsTheLoopsSessionsAndTheServiceReportsIt) {
+  auto fault = std::make_shared<internal::BackendFault>();
+  internal::SetBackendWrapperForTest([fault](std::unique_ptr<internal::Backend> b, uint32_t loop) {
+    return loop == 1 ? internal::WithFaultForTest(std::move(b), fault) : std::move(b);
+  });
+  struct Seen {
+    std::atomic<int> loop{-1};
+    std::atomic<int> error{0};
+  };
+  auto seen = std::make_shared<Seen>();
+  NetConfig cfg = TestConfig(GetParam(), 2);
+  cfg.on_loop_failed = [seen](uint32_t loop, int err) {
+    seen->loop.store(static_cast<int>(loop));
+    seen->error.store(err);
+  };
+  StartServer<EchoSession>(cfg);
+  internal::SetBackendWrapperForTest(nullptr);
+  const int fds_before = CountOpenFds();
+  auto ping = [](int fd) {
+    const char msg[4] = {'p', 'i', 'n', 'g'};
+    char buf[4] = {};
+    return SendAll(fd, msg, 4) && RecvAll(fd, buf, 4) && std::memcmp(buf, msg, 4) == 0;
+  };
+  constexpr int kClients = 20;  // round-robin: 10 on each loop
+  std::vector<int> fds;
+  for (int i = 0; i < kClients; ++i) {
+    fds.push_back(ConnectClient(port_));
+    ASSERT_GE(fds.back(), 0);
+    ASSERT_TRUE(ping(fds.back()));
+  }
+  ASSERT_TRUE(WaitFor([&] { return server_->stats().sessions_open == kClients; }));
+  EXPECT_FALSE(server_->Failed());
+
+  fault->Fail(-EBADF);
+  ASSERT_TRUE(WaitFor([&] { return server_->Failed(); }));
+  ASSERT_TRUE(WaitFor([&] { return log_.disconnected.load() == kClients / 2; }));
+  EXPECT_EQ(seen->loop.load(), 1);
+  EXPECT_EQ(seen->error.load(), -EBADF);
+  EXPECT_EQ(log_.by_reason[static_cast<std::size_t>(DisconnectReason::kIoError)].load(),
+            static_cast<uint64_t>(kClients / 2));
+  EXPECT_EQ(server_->stats().loops_failed, 1u);
+  int echoed = 0;
+  int ended = 0;
+  for (int fd : fds) {
+    if (ping(fd)) {
+      ++echoed;
+    } else {
+      char c;
+      const ssize_t n = ::recv(fd, &c, 1, 0);
+      EXPECT_LE(n, 0) << "a failed session's peer must see EOF or a reset";
+      ++ended;
+    }
+  }
+  EXPECT_EQ(echoed, kClients / 2);
+  EXPECT_EQ(ended, kClients / 2);
+  // New connections all land on the loop still running.
+  for (int i = 0; i < 6; ++i) {
+    const int fd = ConnectClient(port_);
+    ASSERT_GE(fd, 0);
+    EXPECT_TRUE(ping(fd)) << "new client " << i;
+    fds.push_back(fd);
+  }
+  for (int fd : fds) ::close(fd);
+  ASSERT_TRUE(WaitFor([&] { return log_.disconnected.load() == kClients + 6; }));
+  server_->Stop();
+  const NetStats st = server_->stats();
+  EXPECT_EQ(st.sessions_open, 0u) << "sessions held for the failed backend are freed by Stop";
+  EXPECT_EQ(st.queued_bytes, 0u);
+  EXPECT_EQ(CountOpenFds(), fds_before - 1 - 2 * 2) << "listener and both loops' backend fds closed";
 }
 
 // Client side: the Service connects out (the bots' path).

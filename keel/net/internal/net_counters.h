@@ -22,6 +22,7 @@ struct NetCounters {
   std::atomic<uint64_t> flush_posts{0};
   std::atomic<uint64_t> notice_disconnects{0};
   std::atomic<uint64_t> notice_dropped_bytes{0};
+  std::atomic<uint64_t> loops_failed{0};
   std::atomic<uint64_t> send_soft_limit_hits{0};
   std::atomic<uint64_t> accept_pauses{0};
   std::atomic<uint64_t> sessions_refused{0};
@@ -45,6 +46,7 @@ struct NetCounters {
     s.flush_posts = ld(flush_posts);
     s.notice_disconnects = ld(notice_disconnects);
     s.notice_dropped_bytes = ld(notice_dropped_bytes);
+    s.loops_failed = ld(loops_failed);
     s.send_soft_limit_hits = ld(send_soft_limit_hits);
     s.accept_pauses = ld(accept_pauses);
     s.sessions_refused = ld(sessions_refused);
