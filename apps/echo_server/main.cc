@@ -7,6 +7,7 @@
 // SIGINT/SIGTERM stop it cleanly; the counters are logged at exit.
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -47,6 +48,9 @@ int main(int argc, char** argv) {
   keel::net::NetConfig cfg;
   cfg.io_threads = threads;
   cfg.backend = *keel::net::ParseIoBackend(io);
+  // An IO loop whose backend failed for good (ADR 0011): stop like on a
+  // signal, and exit non-zero below.
+  cfg.on_loop_failed = [](uint32_t, int) { ::kill(::getpid(), SIGTERM); };
 
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
@@ -71,5 +75,9 @@ int main(int argc, char** argv) {
   const keel::net::NetStats s = service.stats();
   KEEL_LOG_INFO("accepted {} sessions, received {} B in {} reads, sent {} B in {} writes", s.sessions_accepted,
                 s.bytes_received, s.recv_ops, s.bytes_sent, s.send_ops);
+  if (service.Failed()) {
+    KEEL_LOG_ERROR("{} io loop(s) failed (see above)", s.loops_failed);
+    return 1;
+  }
   return 0;
 }

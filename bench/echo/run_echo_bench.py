@@ -11,6 +11,11 @@ its ratio to the plain epoll server.
 
     bench/echo/run_echo_bench.py --build build/release
     bench/echo/run_echo_bench.py --connections 100 --sizes 16 --placements same --repeat 3
+
+A/B of two Keel builds: --baseline OTHER_BINARY adds "keel base (io)" rows; --servers
+keeps only the servers whose name contains one of the comma-separated words
+(e.g. --servers keel,epoll). Repeats are interleaved (server 1, 2, ..., 1, 2, ...),
+so slow drifts in machine load hit every server alike.
 """
 import argparse
 import json
@@ -23,12 +28,16 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from benchlib import PinnedServer, free_port  # noqa: E402
 
 
-def servers(build, keel, keel_ios):
+def servers(build, keel, keel_ios, baseline):
     echo = os.path.join(build, "bench", "echo")
     table = []
     if keel:
         for io in keel_ios:
             table.append((f"keel ({io})", lambda p, io=io: [keel, "--port", str(p), "--threads", "1", "--io", io]))
+    if baseline:
+        for io in keel_ios:
+            table.append((f"keel base ({io})",
+                          lambda p, io=io: [baseline, "--port", str(p), "--threads", "1", "--io", io]))
     table += [
         ("plain epoll", lambda p: [os.path.join(echo, "epoll_echo_server"), "--port", str(p)]),
         ("libuv", lambda p: [os.path.join(echo, "uv_echo_server"), "--port", str(p)]),
@@ -65,6 +74,8 @@ def main():
     p.add_argument("--seconds", type=float, default=2.0)
     p.add_argument("--warmup", type=float, default=0.5)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--baseline", default="", help="a second Keel echo server binary, for A/B")
+    p.add_argument("--servers", default="", help="comma-separated name filters (default: all)")
     p.add_argument("--json", default="", help="also write every raw result here")
     args = p.parse_args()
 
@@ -78,7 +89,10 @@ def main():
     if not keel:
         print("note: no Keel echo server found; peers only", file=sys.stderr)
     client = os.path.join(args.build, "bench", "echo", "pingpong_client")
-    table = servers(args.build, keel, args.keel_io.split(","))
+    table = servers(args.build, keel, args.keel_io.split(","), args.baseline)
+    if args.servers:
+        words = args.servers.split(",")
+        table = [(n, c) for n, c in table if any(w in n for w in words)]
     raw = []
     print("| placement | conns | size | server | msgs/s | p99 µs | server CPU µs/msg | msgs/s vs epoll | CPU/msg vs epoll |")
     print("|---|---:|---:|---|---:|---:|---:|---:|---:|")
@@ -86,9 +100,13 @@ def main():
         for conns in map(int, args.connections.split(",")):
             for size in map(int, args.sizes.split(",")):
                 rows = {}
-                for name, cmd in table:
-                    runs = [run_cell(cmd, client, placement, conns, size, args.seconds, args.warmup)
-                            for _ in range(args.repeat)]
+                all_runs = {name: [] for name, _ in table}
+                for _ in range(args.repeat):
+                    for name, cmd in table:
+                        all_runs[name].append(
+                            run_cell(cmd, client, placement, conns, size, args.seconds, args.warmup))
+                for name, _ in table:
+                    runs = all_runs[name]
                     raw.append({"placement": placement, "connections": conns, "size": size,
                                 "server": name, "runs": runs})
                     good = [r for r in runs if "error" not in r]

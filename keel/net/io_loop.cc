@@ -42,6 +42,16 @@ IoLoop::~IoLoop() {
   stopping_ = true;
   while (RunPosted()) {
   }
+  if (!failed_holds_.empty()) {
+    // The backend failed: operations it held never completed. Tear it down
+    // first (the kernel lets go of the lent buffers), then free.
+    backend_.reset();
+    for (FailedHold& h : failed_holds_) {
+      if (h.fd >= 0) ::close(h.fd);
+      for (uint32_t i = 0; i < h.op_refs; ++i) SessionRef::Adopt(h.session.get());  // drops one
+    }
+    failed_holds_.clear();
+  }
 }
 
 // ---- posting (any thread) ----
@@ -54,10 +64,16 @@ void IoLoop::PostTask(Task task) {
   if (!InLoopThread()) backend_->Wake();
 }
 
-void IoLoop::PostFlush(SessionRef s) { PostTask({Task::kFlush, std::move(s)}); }
+void IoLoop::PostFlush(SessionRef s) {
+  NetCounters::Add(counters_->flush_posts);
+  PostTask({Task::kFlush, std::move(s)});
+}
 void IoLoop::PostClose(SessionRef s) { PostTask({Task::kClose, std::move(s)}); }
 void IoLoop::PostCloseAfterFlush(SessionRef s, uint32_t timeout_ms) {
   PostTask({Task::kCloseAfterFlush, std::move(s), timeout_ms});
+}
+void IoLoop::PostCloseWithNotice(SessionRef s, SendBufferRef notice, uint32_t timeout_ms) {
+  PostTask({Task::kCloseWithNotice, std::move(s), timeout_ms, nullptr, std::move(notice)});
 }
 void IoLoop::PostCheckSoftLimit(SessionRef s) { PostTask({Task::kCheckSoft, std::move(s)}); }
 void IoLoop::Post(std::function<void()> fn) { PostTask({Task::kFn, nullptr, 0, std::move(fn)}); }
@@ -74,16 +90,15 @@ void IoLoop::Run() {
     for (std::size_t i = 0; i < n; ++i) Dispatch(completions_[i]);
     if (const int err = backend_->error(); err != 0) {
       // The backend can no longer wait or submit (Backend::Wait): no
-      // operation in flight will ever complete, so no session can be closed
-      // cleanly and buffers lent to the kernel cannot be reclaimed.
-      // Continuing would spin or hang; fail loudly instead.
-      KEEL_LOG_ERROR("io loop {}: {} backend failed: {}; aborting", index_, backend_->name(),
-                     std::strerror(-err));
-      std::abort();
+      // operation in flight will ever complete. Fail this loop's sessions and
+      // stop; the Service reports it (ADR 0011).
+      FailOnLoop(err);
+      break;
     }
     for (int round = 0; round < 4 && RunPosted(); ++round) {
     }
     RunTimers();
+    FlushScheduled();
     if (stopping_ && live_sessions_ == 0 && listener_ == nullptr) {
       core::LockGuard<core::SpinLock> g(post_mu_);
       if (posted_.empty()) break;
@@ -120,12 +135,23 @@ bool IoLoop::RunPosted() {
       case Task::kFlush: FlushOnLoop(s); break;
       case Task::kClose: CloseOnLoop(s); break;
       case Task::kCloseAfterFlush: CloseAfterFlushOnLoop(s, t.timeout_ms); break;
+      case Task::kCloseWithNotice: CloseWithNoticeOnLoop(s, std::move(t.notice), t.timeout_ms); break;
       case Task::kCheckSoft: CheckSoftLimitOnLoop(s); break;
       case Task::kFn: t.fn(); break;
     }
   }
   running_.clear();
   return true;
+}
+
+void IoLoop::FlushScheduled() {
+  // A flush may close a session, whose OnDisconnected may Send to others:
+  // repeat until nothing new was scheduled.
+  while (!needs_flush_.empty()) {
+    flushing_.swap(needs_flush_);
+    for (SessionRef& s : flushing_) FlushOnLoop(s.get());
+    flushing_.clear();
+  }
 }
 
 void IoLoop::AddTimerOnLoop(Clock::time_point when, std::function<void()> fn) {
@@ -201,6 +227,47 @@ void IoLoop::AcceptedOnLoop(SessionRef s, int fd) {
 }
 
 void IoLoop::AttachListenerOnLoop(Listener* listener) { listener_ = listener; }
+
+void IoLoop::FailOnLoop(int err) {
+  KEEL_LOG_ERROR("io loop {}: {} backend failed: {}; failing its {} session(s), loop stopped", index_,
+                 backend_->name(), std::strerror(-err), live_sessions_);
+  failed_.store(true, std::memory_order_release);
+  stopping_ = true;
+  NetCounters::Add(counters_->loops_failed);
+  if (listener_ != nullptr) {
+    listener_->AbandonOnLoop();
+    listener_ = nullptr;
+  }
+  needs_flush_.clear();
+  // By index: an OnDisconnected hook may touch other sessions.
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    SessionRef s = slots_[i].session;
+    if (!s) continue;
+    SessionCore& core = *s->core_;
+    DisconnectReason none = DisconnectReason::kNone;
+    core.reason.compare_exchange_strong(none, DisconnectReason::kIoError);
+    std::size_t dropped = 0;
+    {
+      core::LockGuard<core::SpinLock> g(core.mu);
+      core.state.store(SessionState::kClosing, std::memory_order_release);
+      for (const SendBufferRef& b : core.pending) dropped += b->size();
+      core.pending.clear();
+      core.flush_scheduled = true;
+    }
+    core.queued.fetch_sub(dropped, std::memory_order_relaxed);
+    NetCounters::Sub(counters_->queued_bytes, dropped);
+    // The peer learns at once (FIN); the fd itself is closed after the
+    // backend is gone, since operations on it may still be in the kernel.
+    if (core.fd >= 0) ::shutdown(core.fd, SHUT_RDWR);
+    failed_holds_.push_back({s, core.ops_in_flight, core.fd, std::move(core.inflight), std::move(core.iov)});
+    core.inflight.clear();
+    core.iov.clear();
+    core.fd = -1;
+    core.ops_in_flight = 0;
+    FinalizeOnLoop(s.get());  // OnDisconnected(kIoError), slot freed
+  }
+  if (config_.on_loop_failed) config_.on_loop_failed(index_, err);
+}
 
 void IoLoop::ShutdownOnLoop() {
   stopping_ = true;
@@ -341,6 +408,7 @@ void IoLoop::OnSendDone(Session* s, int32_t result) {
     ++done;
   }
   core.inflight.erase(core.inflight.begin(), core.inflight.begin() + static_cast<std::ptrdiff_t>(done));
+  if (core.drop_untouched_inflight) DropUntouchedInflight(s);
   s->OnSend(written);
   FlushOnLoop(s);
   if (core.soft_since != Clock::time_point{}) CheckSoftLimitOnLoop(s);
@@ -349,6 +417,9 @@ void IoLoop::OnSendDone(Session* s, int32_t result) {
 void IoLoop::CheckSoftLimitOnLoop(Session* s) {
   SessionCore& core = *s->core_;
   if (core.state.load(std::memory_order_relaxed) != SessionState::kOpen) return;
+  // Closing after a flush: its own timeout bounds it, the soft limit must not
+  // cut the last word short.
+  if (core.flush_then_close) return;
   const std::size_t queued = core.queued.load(std::memory_order_relaxed);
   if (queued <= core.soft_limit) {
     core.soft_since = {};
@@ -399,6 +470,48 @@ void IoLoop::CloseAfterFlushOnLoop(Session* s, uint32_t timeout_ms) {
     if (Session* x = Lookup(slot, gen)) CloseOnLoop(x);
   });
   FlushOnLoop(s);  // closes at once when nothing is queued
+}
+
+void IoLoop::CloseWithNoticeOnLoop(Session* s, SendBufferRef notice, uint32_t timeout_ms) {
+  SessionCore& core = *s->core_;
+  const SessionState st = core.state.load(std::memory_order_relaxed);
+  if (st != SessionState::kOpen || core.flush_then_close) {
+    CloseAfterFlushOnLoop(s, timeout_ms);  // connecting: closes; closing: nothing
+    return;
+  }
+  std::size_t dropped = 0;
+  const std::size_t added = notice ? notice->size() : 0;
+  {
+    core::LockGuard<core::SpinLock> g(core.mu);
+    for (const SendBufferRef& b : core.pending) dropped += b->size();
+    core.pending.clear();
+    if (added > 0) core.pending.push_back(std::move(notice));
+  }
+  core.queued.fetch_add(added, std::memory_order_relaxed);
+  core.queued.fetch_sub(dropped, std::memory_order_relaxed);
+  NetCounters::Add(counters_->queued_bytes, added);
+  NetCounters::Sub(counters_->queued_bytes, dropped);
+  NetCounters::Add(counters_->notice_dropped_bytes, dropped);
+  NetCounters::Add(counters_->notice_disconnects);
+  // The write in flight is the kernel's until it completes; what it leaves
+  // untouched is dropped then (OnSendDone).
+  core.drop_untouched_inflight = core.send_in_flight;
+  CloseAfterFlushOnLoop(s, timeout_ms);
+}
+
+void IoLoop::DropUntouchedInflight(Session* s) {
+  SessionCore& core = *s->core_;
+  core.drop_untouched_inflight = false;
+  // inflight[0] written in part must be finished, or the peer's frame stream
+  // breaks; every other buffer left is untouched by the kernel.
+  const std::size_t keep = core.inflight_offset > 0 ? 1 : 0;
+  if (core.inflight.size() <= keep) return;
+  std::size_t dropped = 0;
+  for (std::size_t i = keep; i < core.inflight.size(); ++i) dropped += core.inflight[i]->size();
+  core.inflight.resize(keep);
+  core.queued.fetch_sub(dropped, std::memory_order_relaxed);
+  NetCounters::Sub(counters_->queued_bytes, dropped);
+  NetCounters::Add(counters_->notice_dropped_bytes, dropped);
 }
 
 void IoLoop::CloseOnLoop(Session* s, DisconnectReason reason) {

@@ -48,9 +48,14 @@ class IoLoop {
 
   // Any thread.
   void PostFlush(SessionRef s);
+  // Loop only: the session has bytes to write; they are written once, in one
+  // gathered write, at the end of the current loop pass (after the completion
+  // batch, the posted work and the timers). No lock, no wake.
+  void ScheduleFlushOnLoop(SessionRef s) { needs_flush_.push_back(std::move(s)); }
   void PostClose(SessionRef s);
   void PostCloseAfterFlush(SessionRef s, uint32_t timeout_ms);
   void PostCheckSoftLimit(SessionRef s);
+  void PostCloseWithNotice(SessionRef s, SendBufferRef notice, uint32_t timeout_ms);
   void Post(std::function<void()> fn);
   // Stops the loop's listener, disconnects every session with
   // kServerShutdown and lets Run() return once all is drained.
@@ -71,14 +76,18 @@ class IoLoop {
   void DetachListenerOnLoop() { listener_ = nullptr; }
   void AddTimerOnLoop(Clock::time_point when, std::function<void()> fn);
   bool stopping() const noexcept { return stopping_; }
+  // Any thread: the backend failed (Backend::error()) and this loop stopped
+  // after failing its sessions (ADR 0011). New sessions go to other loops.
+  bool failed() const noexcept { return failed_.load(std::memory_order_acquire); }
   static constexpr uint64_t kListenerTag = 1ull << 63;
 
  private:
   struct Task {
-    enum Kind : uint8_t { kFlush, kClose, kCloseAfterFlush, kCheckSoft, kFn } kind;
+    enum Kind : uint8_t { kFlush, kClose, kCloseAfterFlush, kCloseWithNotice, kCheckSoft, kFn } kind;
     SessionRef session;
     uint32_t timeout_ms = 0;
     std::function<void()> fn;
+    SendBufferRef notice;
   };
   struct Slot {
     SessionRef session;
@@ -87,6 +96,7 @@ class IoLoop {
 
   void PostTask(Task task);
   bool RunPosted();
+  void FlushScheduled();
   void RunTimers();
   int NextTimeoutMs();
   void Dispatch(const internal::Completion& c);
@@ -105,7 +115,10 @@ class IoLoop {
   void CloseOnLoop(Session* s);
   void FinalizeOnLoop(Session* s);
   void CloseAfterFlushOnLoop(Session* s, uint32_t timeout_ms);
+  void CloseWithNoticeOnLoop(Session* s, SendBufferRef notice, uint32_t timeout_ms);
+  void DropUntouchedInflight(Session* s);
   void ShutdownOnLoop();
+  void FailOnLoop(int err);
 
   const uint32_t index_;
   const NetConfig& config_;
@@ -116,6 +129,9 @@ class IoLoop {
   core::SpinLock post_mu_{"IoLoop.post"};
   std::vector<Task> posted_ KEEL_GUARDED_BY(post_mu_);
   std::vector<Task> running_;  // loop only: the batch being run
+  // Loop only: sessions Sent to from this thread during the current pass.
+  std::vector<SessionRef> needs_flush_;
+  std::vector<SessionRef> flushing_;
 
   // Loop only.
   std::vector<Slot> slots_;
@@ -125,6 +141,19 @@ class IoLoop {
   std::vector<std::pair<uint32_t, uint32_t>> soft_watch_;  // (slot, generation) over the soft limit
   Listener* listener_ = nullptr;
   bool stopping_ = false;
+  std::atomic<bool> failed_{false};
+  // After a backend failure: what the kernel may still hold (the session
+  // with its RecvBuffer, the buffers and iovecs of its write, its fd, one
+  // reference per operation that will never complete). Released in the
+  // destructor, after the backend is gone.
+  struct FailedHold {
+    SessionRef session;
+    uint32_t op_refs = 0;
+    int fd = -1;
+    std::vector<SendBufferRef> inflight;
+    std::vector<iovec> iov;
+  };
+  std::vector<FailedHold> failed_holds_;
   std::array<internal::Completion, 256> completions_{};
 };
 

@@ -100,7 +100,12 @@ void Listener::HandOff(int fd) {
   // (seen on 6.18); the reserve check here catches that.
   fd_limit_ = FdLimit();
   const bool reserve_reached = static_cast<uint64_t>(fd) + loop_->config().fd_reserve >= fd_limit_;
+  // Round-robin over the loops still running (this one is: it runs this).
   IoLoop* target = loops_[next_loop_++ % loops_.size()];
+  for (std::size_t tries = 1; target->failed() && tries < loops_.size(); ++tries) {
+    target = loops_[next_loop_++ % loops_.size()];
+  }
+  if (target->failed()) target = loop_;
   if (target == loop_) {
     target->AcceptedOnLoop(factory_(), fd);
   } else {

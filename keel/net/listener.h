@@ -44,6 +44,12 @@ class Listener {
   void ArmOnLoop();
   void OnAcceptOnLoop(const internal::Completion& c);
   void StopOnLoop();
+  // The loop's backend failed: the armed accept will never complete. Stop
+  // without touching the backend; the destructor closes the socket.
+  void AbandonOnLoop() {
+    stopped_ = true;
+    armed_ = false;
+  }
 
  private:
   void HandOff(int fd);

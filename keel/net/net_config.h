@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -26,6 +27,10 @@ struct NetConfig {
   std::size_t io_threads = 1;            // one IoLoop per thread
   std::vector<int> io_cpus;              // pin IO thread i to io_cpus[i % size]; empty: no pinning
   std::string thread_name = "io";        // threads are named "<thread_name>-<i>"
+  // Called on an IO thread whose backend failed for good (ADR 0011), after
+  // that loop's sessions got OnDisconnected(kIoError) and before the thread
+  // ends: (loop index, -errno). Service::Failed() turns true too.
+  std::function<void(uint32_t loop, int error)> on_loop_failed;
   IoBackend backend = IoBackend::kAuto;  // KEEL_IO=auto|uring|epoll overrides (ApplyEnvironment)
 
   // Listener.

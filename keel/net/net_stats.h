@@ -22,6 +22,10 @@ struct NetStats {
   uint64_t bytes_sent = 0;
   uint64_t recv_ops = 0;             // completed reads
   uint64_t send_ops = 0;             // completed (gathered) writes
+  uint64_t flush_posts = 0;          // flushes posted to a loop by Sends on other threads
+  uint64_t notice_disconnects = 0;   // DisconnectWithNotice calls that took effect
+  uint64_t notice_dropped_bytes = 0; // queued bytes DisconnectWithNotice dropped unsent
+  uint64_t loops_failed = 0;         // IO loops stopped by a fatal backend error (ADR 0011)
   uint64_t send_soft_limit_hits = 0; // sessions that went over the soft limit
   uint64_t accept_pauses = 0;        // EMFILE/ENFILE/fd-reserve pauses
   uint64_t sessions_refused = 0;     // over max_sessions

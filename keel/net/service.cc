@@ -1,12 +1,14 @@
 #include "keel/net/service.h"
 
 #include <atomic>
+#include <mutex>
 #include <vector>
 
 #include "keel/core/log.h"
 #include "keel/core/thread_context.h"
 #include "keel/core/thread_group.h"
 #include "keel/net/internal/backend.h"
+#include "keel/net/internal/backend_testing.h"
 #include "keel/net/internal/net_counters.h"
 #include "keel/net/internal/session_core.h"
 #include "keel/net/io_loop.h"
@@ -17,6 +19,15 @@ namespace keel::net {
 
 namespace {
 constexpr unsigned kUringEntries = 4096;
+
+std::mutex& WrapperMu() {
+  static std::mutex mu;
+  return mu;
+}
+internal::BackendWrapper& Wrapper() {
+  static internal::BackendWrapper w;
+  return w;
+}
 
 // Creates one backend of the chosen kind; for kAuto, `*chosen` is resolved
 // by the first call.
@@ -86,6 +97,10 @@ bool Service::Start(std::string* error) {
       return false;
     }
     m.backend_name = backend->name();
+    {
+      std::lock_guard<std::mutex> g(WrapperMu());
+      if (Wrapper()) backend = Wrapper()(std::move(backend), static_cast<uint32_t>(i));
+    }
     m.loops.push_back(std::make_unique<IoLoop>(static_cast<uint32_t>(i), m.config, std::move(backend), m.counters));
   }
   core::ThreadGroupOptions opts{.name = m.config.thread_name, .threads = static_cast<uint32_t>(m.config.io_threads)};
@@ -147,7 +162,15 @@ SessionRef Service::Connect(const std::string& host, uint16_t port) {
     KEEL_LOG_WARN("connect: {}", err);
     len = 0;  // ConnectOnLoop reports kConnectFailed
   }
-  IoLoop* loop = m.loops[m.next_loop.fetch_add(1, std::memory_order_relaxed) % m.loops.size()].get();
+  IoLoop* loop = nullptr;
+  for (std::size_t tries = 0; tries < m.loops.size(); ++tries) {
+    IoLoop* l = m.loops[m.next_loop.fetch_add(1, std::memory_order_relaxed) % m.loops.size()].get();
+    if (!l->failed()) {
+      loop = l;
+      break;
+    }
+  }
+  if (loop == nullptr) return nullptr;  // every loop failed
   s->peer_ = host + ":" + std::to_string(port);
   s->loop_ = loop;
   loop->Post([loop, s, addr, len] { loop->ConnectOnLoop(s, addr, len); });
@@ -184,7 +207,16 @@ NetStats Service::stats() const noexcept {
   return s;
 }
 
+bool Service::Failed() const noexcept { return impl_->counters->loops_failed.load(std::memory_order_relaxed) > 0; }
+
 IoBackend Service::backend() const noexcept { return impl_->chosen; }
 const NetConfig& Service::config() const noexcept { return impl_->config; }
+
+namespace internal {
+void SetBackendWrapperForTest(BackendWrapper wrapper) {
+  std::lock_guard<std::mutex> g(WrapperMu());
+  Wrapper() = std::move(wrapper);
+}
+}  // namespace internal
 
 }  // namespace keel::net

@@ -54,6 +54,12 @@ class Service {
   // See the banner. Idempotent.
   void Stop();
 
+  // True once any IO loop has failed (its backend hit a fatal error; its
+  // sessions were disconnected with kIoError and it stopped). The other
+  // loops keep running; the program decides (ADR 0011): typically log, stop
+  // and exit non-zero, or restart the Service.
+  bool Failed() const noexcept;
+
   NetStats stats() const noexcept;
   IoBackend backend() const noexcept;  // the one chosen by Start
   const NetConfig& config() const noexcept;

@@ -48,7 +48,10 @@ bool Session::Send(SendBufferRef buf) {
     return false;
   }
   if (post_flush) {
-    loop_->PostFlush(SessionRef(this));
+    // On the loop's own thread (a hook, a posted task, a timer): no lock, no
+    // Task; the loop flushes at the end of its pass.
+    if (loop_->InLoopThread()) loop_->ScheduleFlushOnLoop(SessionRef(this));
+    else loop_->PostFlush(SessionRef(this));
   } else if (crossed_soft) {
     loop_->PostCheckSoftLimit(SessionRef(this));
   }
@@ -73,6 +76,15 @@ void Session::DisconnectAfterFlush(DisconnectReason reason, uint32_t timeout_ms)
   if (loop_ != nullptr && core_->state.load(std::memory_order_acquire) != SessionState::kNew) {
     loop_->PostCloseAfterFlush(SessionRef(this), timeout_ms);
   }
+}
+
+bool Session::DisconnectWithNotice(SendBufferRef notice, DisconnectReason reason, uint32_t timeout_ms) {
+  if (reason == DisconnectReason::kNone) reason = DisconnectReason::kLocalClose;
+  if (loop_ == nullptr || core_->state.load(std::memory_order_acquire) == SessionState::kNew) return false;
+  DisconnectReason none = DisconnectReason::kNone;
+  if (!core_->reason.compare_exchange_strong(none, reason)) return false;
+  loop_->PostCloseWithNotice(SessionRef(this), std::move(notice), timeout_ms);
+  return true;
 }
 
 bool Session::IsConnected() const noexcept {

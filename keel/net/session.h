@@ -62,6 +62,22 @@ class Session : public RefCounted {
   // are refused from now on. Any thread.
   void DisconnectAfterFlush(DisconnectReason reason, uint32_t timeout_ms = 1000);
 
+  // Kick with a last word (a slow consumer's "you are too slow"): drops every
+  // queued buffer not yet handed to the kernel, queues `notice`, and ends the
+  // session once the notice is written, or after `timeout_ms` at most. New
+  // Sends are refused from now on. Any thread.
+  //
+  // Whole buffers only: the write in flight completes first; of its buffers,
+  // one the kernel has written in part is finished (never cut), the ones it
+  // has not touched are dropped. So the peer reads a prefix of what was
+  // queued that ends on a SendBuffer boundary, then `notice`, then EOF. A
+  // protocol frame must therefore be one SendBuffer (or the notice may follow
+  // half a frame). Dropped bytes are counted in NetStats::notice_dropped_bytes.
+  //
+  // Returns false (and queues nothing) when the session is already closing
+  // or closed, or has no loop yet.
+  bool DisconnectWithNotice(SendBufferRef notice, DisconnectReason reason, uint32_t timeout_ms = 1000);
+
   bool IsConnected() const noexcept;
   uint64_t id() const noexcept { return id_; }                // unique per process, never reused
   const std::string& peer() const noexcept { return peer_; }  // "127.0.0.1:53412"

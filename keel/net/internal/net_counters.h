@@ -19,6 +19,10 @@ struct NetCounters {
   std::atomic<uint64_t> bytes_sent{0};
   std::atomic<uint64_t> recv_ops{0};
   std::atomic<uint64_t> send_ops{0};
+  std::atomic<uint64_t> flush_posts{0};
+  std::atomic<uint64_t> notice_disconnects{0};
+  std::atomic<uint64_t> notice_dropped_bytes{0};
+  std::atomic<uint64_t> loops_failed{0};
   std::atomic<uint64_t> send_soft_limit_hits{0};
   std::atomic<uint64_t> accept_pauses{0};
   std::atomic<uint64_t> sessions_refused{0};
@@ -39,6 +43,10 @@ struct NetCounters {
     s.bytes_sent = ld(bytes_sent);
     s.recv_ops = ld(recv_ops);
     s.send_ops = ld(send_ops);
+    s.flush_posts = ld(flush_posts);
+    s.notice_disconnects = ld(notice_disconnects);
+    s.notice_dropped_bytes = ld(notice_dropped_bytes);
+    s.loops_failed = ld(loops_failed);
     s.send_soft_limit_hits = ld(send_soft_limit_hits);
     s.accept_pauses = ld(accept_pauses);
     s.sessions_refused = ld(sessions_refused);

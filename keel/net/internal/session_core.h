@@ -58,6 +58,9 @@ struct SessionCore {
   bool send_in_flight = false;
   bool cancelled = false;
   bool flush_then_close = false;
+  // DisconnectWithNotice while a write was in flight: when it completes, drop
+  // the buffers of it the kernel did not touch.
+  bool drop_untouched_inflight = false;
   bool connected_hook_ran = false;
   std::chrono::steady_clock::time_point soft_since{};  // over the soft limit since; {} when not
   RecvBuffer recv;

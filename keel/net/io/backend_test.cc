@@ -26,6 +26,7 @@
 #include <iterator>
 #include <map>
 #include <ostream>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -369,6 +370,60 @@ TEST_P(BackendTest, CancelCompletesEveryPendingOpOnTheFdAndNoOther) {
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].user_data, 200u);
   EXPECT_EQ(got[0].result, 1);
+}
+
+// Cancel(fd) among many sockets with a pending op each, then again after
+// the fds were closed and reused by new sockets: it reaches exactly the ops
+// of that fd (the io_uring backend indexes live ops by fd; a stale index
+// entry would cancel the wrong op or none).
+TEST_P(BackendTest, CancelFindsTheOpsOfOneFdAmongManyAndAfterFdReuse) {
+  ASSERT_NE(backend_, nullptr);
+  Listener l;
+  constexpr int kPairs = 200;
+  std::vector<TcpPair> pairs(kPairs);
+  std::vector<std::array<uint8_t, 8>> bufs(2 * kPairs);
+  for (int i = 0; i < kPairs; ++i) {
+    pairs[static_cast<std::size_t>(i)] = MakePair(l);
+    backend_->Recv(pairs[static_cast<std::size_t>(i)].a.get(), bufs[static_cast<std::size_t>(i)].data(), 8,
+                   static_cast<uint64_t>(i));
+  }
+  for (int i = kPairs - 2; i >= 0; i -= 2) backend_->Cancel(pairs[static_cast<std::size_t>(i)].a.get());
+  std::vector<Completion> got = Collect(kPairs / 2);
+  ASSERT_EQ(got.size(), static_cast<std::size_t>(kPairs / 2));
+  std::set<uint64_t> seen;
+  for (const Completion& c : got) {
+    EXPECT_EQ(c.user_data % 2, 0u) << c.user_data;
+    EXPECT_EQ(c.result, -ECANCELED);
+    EXPECT_TRUE(seen.insert(c.user_data).second) << "twice: " << c.user_data;
+  }
+  EXPECT_TRUE(Stray().empty());
+  // Close the cancelled ones; new sockets take their fd numbers.
+  for (int i = 0; i < kPairs; i += 2) {
+    pairs[static_cast<std::size_t>(i)].a.Reset(-1);
+    pairs[static_cast<std::size_t>(i)].b.Reset(-1);
+  }
+  std::vector<TcpPair> fresh(kPairs / 2);
+  for (int j = 0; j < kPairs / 2; ++j) {
+    fresh[static_cast<std::size_t>(j)] = MakePair(l);
+    backend_->Recv(fresh[static_cast<std::size_t>(j)].a.get(), bufs[static_cast<std::size_t>(kPairs + j)].data(), 8,
+                   static_cast<uint64_t>(1000 + j));
+  }
+  backend_->Cancel(fresh[7].a.get());
+  got = Collect(1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].user_data, 1007u);
+  EXPECT_EQ(got[0].result, -ECANCELED);
+  EXPECT_TRUE(Stray().empty());
+  // Everything else still reads.
+  for (int i = 1; i < kPairs; i += 2) ASSERT_EQ(write(pairs[static_cast<std::size_t>(i)].b.get(), "x", 1), 1);
+  for (int j = 0; j < kPairs / 2; ++j) {
+    if (j != 7) {
+      ASSERT_EQ(write(fresh[static_cast<std::size_t>(j)].b.get(), "y", 1), 1);
+    }
+  }
+  got = Collect(kPairs - 1);
+  ASSERT_EQ(got.size(), static_cast<std::size_t>(kPairs - 1));
+  for (const Completion& c : got) EXPECT_EQ(c.result, 1) << c.user_data;
 }
 
 TEST_P(BackendTest, AcceptCanBeStartedAgainAfterCancel) {

@@ -19,10 +19,13 @@
 //     until the op's final completion, cancellation included; the destructor
 //     cancels and drains whatever is still in flight (bounded) so the kernel
 //     stops touching lent memory before it returns.
-//   - Cancellation. Cancel(fd) is one IORING_OP_ASYNC_CANCEL with
-//     IORING_ASYNC_CANCEL_FD|ALL where supported (5.19+); otherwise one cancel
-//     per live op on fd, keyed by its user_data (live ops found by scanning
-//     the pool: only on pre-5.19 kernels, and only on close). Cancel SQEs
+//   - Cancellation. Cancel(fd) is one IORING_OP_ASYNC_CANCEL per live op on
+//     fd, keyed by its user_data, and none when fd has no live op (the close
+//     of a finished session). Live ops are indexed by fd (an intrusive list
+//     per fd), so Cancel is O(ops on fd), and the kernel finds each by its
+//     user_data hash. Not IORING_ASYNC_CANCEL_FD: the kernel serves it by
+//     walking its whole cancel table, O(pending requests) per socket, which
+//     made a mass disconnect O(n^2) (~2% of a churn profile). Cancel SQEs
 //     carry kInternalBit and their CQEs never surface. The cancelled ops
 //     complete with their own user_data (-ECANCELED, or their real result
 //     when they won the race).
@@ -88,6 +91,8 @@ struct Op {
   bool in_use = false;
   bool cancelled = false;  // Cancel(fd) seen: an ending accept is not re-armed
   int fd = -1;
+  uint32_t prev_on_fd = UINT32_MAX;  // the live ops on one fd, a doubly linked list
+  uint32_t next_on_fd = UINT32_MAX;
   uint32_t gen = 0;
   uint64_t user_data = 0;
   msghdr msg{};
@@ -148,6 +153,7 @@ class UringBackend final : public Backend {
   std::deque<Op> ops_;
   std::vector<uint32_t> free_;
   std::vector<uint32_t> accepts_;  // live accept ops: few, scanned by Cancel
+  std::vector<uint32_t> fd_head_;  // by fd: first live op on it, UINT32_MAX if none
   std::vector<uint32_t> rearm_;    // accepts to re-arm once the CQ is advanced
   std::size_t live_ = 0;
   std::vector<Completion> ready_;
@@ -287,6 +293,15 @@ uint32_t UringBackend::NewOp(OpKind kind, int fd, uint64_t user_data) {
   op.cancelled = false;
   op.fd = fd;
   op.user_data = user_data;
+  op.prev_on_fd = UINT32_MAX;
+  op.next_on_fd = UINT32_MAX;
+  if (fd >= 0) {
+    const auto slot = static_cast<std::size_t>(fd);
+    if (slot >= fd_head_.size()) fd_head_.resize(std::max<std::size_t>(slot + 1, fd_head_.size() * 2), UINT32_MAX);
+    op.next_on_fd = fd_head_[slot];
+    if (op.next_on_fd != UINT32_MAX) ops_[op.next_on_fd].prev_on_fd = index;
+    fd_head_[slot] = index;
+  }
   if (kind == OpKind::kAccept) accepts_.push_back(index);
   ++live_;
   return index;
@@ -295,6 +310,11 @@ uint32_t UringBackend::NewOp(OpKind kind, int fd, uint64_t user_data) {
 void UringBackend::FreeOp(uint32_t index) {
   Op& op = ops_[index];
   op.in_use = false;
+  if (op.fd >= 0) {
+    if (op.prev_on_fd != UINT32_MAX) ops_[op.prev_on_fd].next_on_fd = op.next_on_fd;
+    else fd_head_[static_cast<std::size_t>(op.fd)] = op.next_on_fd;
+    if (op.next_on_fd != UINT32_MAX) ops_[op.next_on_fd].prev_on_fd = op.prev_on_fd;
+  }
   if (op.kind == OpKind::kAccept) std::erase(accepts_, index);
   op.gen = (op.gen + 1) & 0x7fffffffu;  // keeps kInternalBit clear
   --live_;
@@ -402,21 +422,12 @@ void UringBackend::Cancel(int fd) {
   for (uint32_t i : accepts_) {
     if (ops_[i].fd == fd) ops_[i].cancelled = true;
   }
-  if (cancel_fd_) {
-    if (io_uring_sqe* sqe = GetSqe()) {
-      io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
-      io_uring_sqe_set_data64(sqe, kCancelTag);
-    }
-    return;
-  }
-  // Pre-5.19: one cancel per live op on fd, found by scanning the pool (this
-  // path runs only on old kernels, and only when a socket closes).
-  for (uint32_t i = 0; i < ops_.size(); ++i) {
-    Op& op = ops_[i];
-    if (!op.in_use || op.fd != fd) continue;
+  // One cancel per live op on fd, keyed by its user_data (see banner).
+  if (fd < 0 || static_cast<std::size_t>(fd) >= fd_head_.size()) return;
+  for (uint32_t i = fd_head_[static_cast<std::size_t>(fd)]; i != UINT32_MAX; i = ops_[i].next_on_fd) {
     io_uring_sqe* sqe = GetSqe();
     if (sqe == nullptr) continue;  // the op still completes, only later
-    io_uring_prep_cancel64(sqe, Key(op, i), 0);
+    io_uring_prep_cancel64(sqe, Key(ops_[i], i), 0);
     io_uring_sqe_set_data64(sqe, kCancelTag);
   }
 }
