@@ -62,6 +62,17 @@ double CpuSecondsOfProcess(int pid) {
   return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
+// Resident set of a process in KiB (VmRSS), or -1.
+long RssKbOfProcess(int pid) {
+  if (pid <= 0) return -1;
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
 double CpuSecondsOfSelf() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
@@ -195,6 +206,7 @@ int main(int argc, char** argv) {
   const double elapsed = std::chrono::duration<double>(Clock::now() - window_start).count();
   const double client_cpu = CpuSecondsOfSelf() - client_cpu0;
   const double server_cpu = server_pid > 0 ? CpuSecondsOfProcess(server_pid) - server_cpu0 : -1;
+  const long server_rss_kb = RssKbOfProcess(server_pid);  // every connection still open
   std::sort(latencies_ns.begin(), latencies_ns.end());
   auto pct = [&](double p) -> double {
     if (latencies_ns.empty()) return 0;
@@ -207,11 +219,11 @@ int main(int argc, char** argv) {
       "{\"connections\": %d, \"size\": %zu, \"seconds\": %.3f, \"round_trips\": %llu, "
       "\"msgs_per_s\": %.0f, \"p50_us\": %.1f, \"p99_us\": %.1f, \"p999_us\": %.1f, "
       "\"client_cpu_s\": %.3f, \"server_cpu_s\": %.3f, \"server_cpu_us_per_msg\": %.3f, "
-      "\"mismatched_reads\": %llu}\n",
+      "\"server_rss_kb\": %ld, \"mismatched_reads\": %llu}\n",
       connections, size, elapsed, static_cast<unsigned long long>(round_trips), rate, pct(0.50),
       pct(0.99), pct(0.999), client_cpu, server_cpu,
       server_pid > 0 && round_trips > 0 ? server_cpu * 1e6 / static_cast<double>(round_trips) : -1.0,
-      static_cast<unsigned long long>(mismatches));
+      server_rss_kb, static_cast<unsigned long long>(mismatches));
   for (auto& c : conns) close(c.fd);
   return mismatches == 0 ? 0 : 3;
 }

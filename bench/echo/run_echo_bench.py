@@ -41,6 +41,14 @@ def servers(build, keel, keel_ios, baseline):
     table += [
         ("plain epoll", lambda p: [os.path.join(echo, "epoll_echo_server"), "--port", str(p)]),
         ("libuv", lambda p: [os.path.join(echo, "uv_echo_server"), "--port", str(p)]),
+    ]
+    uring = os.path.join(echo, "uring_echo_server")
+    if os.path.exists(uring):
+        table += [
+            ("io_uring (buffer ring)", lambda p: [uring, "--port", str(p), "--recv", "ring"]),
+            ("io_uring (per-conn buf)", lambda p: [uring, "--port", str(p), "--recv", "per-conn"]),
+        ]
+    table += [
         ("asio (1 thread, nodelay)", lambda p: [os.path.join(echo, "asio_echo_server_mt"), "--port", str(p), "--threads", "1"]),
     ]
     example = os.path.join(echo, "asio_echo_example")
@@ -94,8 +102,8 @@ def main():
         words = args.servers.split(",")
         table = [(n, c) for n, c in table if any(w in n for w in words)]
     raw = []
-    print("| placement | conns | size | server | msgs/s | p99 µs | server CPU µs/msg | msgs/s vs epoll | CPU/msg vs epoll |")
-    print("|---|---:|---:|---|---:|---:|---:|---:|---:|")
+    print("| placement | conns | size | server | msgs/s | p99 µs | server CPU µs/msg | msgs/s vs epoll | CPU/msg vs epoll | server RSS MiB |")
+    print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
     for placement in args.placements.split(","):
         for conns in map(int, args.connections.split(",")):
             for size in map(int, args.sizes.split(",")):
@@ -112,12 +120,13 @@ def main():
                     good = [r for r in runs if "error" not in r]
                     if not good:
                         rows[name] = None
-                        print(f"| {placement} | {conns} | {size} | {name} | error: {runs[0]['error']} | | | | |")
+                        print(f"| {placement} | {conns} | {size} | {name} | error: {runs[0]['error']} | | | | | |")
                         continue
                     rows[name] = {
                         "rate": statistics.median(r["msgs_per_s"] for r in good),
                         "p99": statistics.median(r["p99_us"] for r in good),
                         "cpu": statistics.median(r["server_cpu_us_per_msg"] for r in good),
+                        "rss": statistics.median(r.get("server_rss_kb", -1) for r in good) / 1024.0,
                     }
                 base = rows.get("plain epoll")
                 for name, r in rows.items():
@@ -126,7 +135,7 @@ def main():
                     rate_ratio = f"{r['rate'] / base['rate']:.2f}" if base and base["rate"] else "n/a"
                     cpu_ratio = f"{r['cpu'] / base['cpu']:.2f}" if base and base["cpu"] > 0 else "n/a"
                     print(f"| {placement} | {conns} | {size} | {name} | {r['rate']:,.0f} | {r['p99']:.0f} | "
-                          f"{r['cpu']:.2f} | {rate_ratio} | {cpu_ratio} |", flush=True)
+                          f"{r['cpu']:.2f} | {rate_ratio} | {cpu_ratio} | {r['rss']:.1f} |", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(raw, f, indent=1)
