@@ -42,6 +42,13 @@ bool ChatSession::Kick(const std::string& reason, net::DisconnectReason how, uin
   KEEL_LOG_INFO("kick session {} {}: {}", id(), peer(), reason);
   Kicked kicked;
   kicked.set_reason(reason);
+  if (how == net::DisconnectReason::kSlowConsumer) {
+    // Stale room traffic is worth nothing to a client this far behind: drop
+    // what the kernel has not taken (whole frames: each frame, or batch of
+    // frames, is one SendBuffer) and let the notice go next.
+    DisconnectWithNotice(proto::BuildSendBuffer(kicked), how, flush_timeout_ms);
+    return true;
+  }
   // If even the notice would pass the hard limit, the net layer drops the
   // session at once (kSlowConsumer) and the notice is lost; the
   // DisconnectAfterFlush below is then a no-op.

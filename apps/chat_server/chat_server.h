@@ -47,8 +47,10 @@ class ChatSession : public proto::PacketSession {
 
   // Sends `reason` as a Kicked notice, then closes once it is written or
   // after `flush_timeout_ms` (`how` is the reason the net layer counts).
-  // Only the first kick of a session acts; returns false for later ones.
-  // Any thread.
+  // A slow-consumer kick drops the backlog the kernel has not taken yet, so
+  // the notice comes next (Session::DisconnectWithNotice); other kicks queue
+  // it behind what is already queued. Only the first kick of a session acts;
+  // returns false for later ones. Any thread.
   bool Kick(const std::string& reason, net::DisconnectReason how = net::DisconnectReason::kLocalClose,
             uint32_t flush_timeout_ms = 1000);
 

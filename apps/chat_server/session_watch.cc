@@ -38,9 +38,10 @@ void ChatServer::NoteQueued(ChatSession& session, std::size_t queued) {
 }
 
 void ChatServer::KickSlowConsumer(ChatSession& session) {
-  // The notice is queued behind the backlog: a client that catches up within
-  // the grace reads it; one that does not is closed by the flush timeout (or
-  // the net layer's own soft-limit check) without seeing it.
+  // The backlog the kernel has not taken is dropped and the notice goes next:
+  // a client that reads again within the grace gets it after at most the
+  // kernel's buffers and one partly written batch; one that never reads is
+  // closed by the flush timeout without seeing it (TCP cannot deliver it).
   if (session.Kick("slow consumer", net::DisconnectReason::kSlowConsumer, config_.send_soft_grace_ms)) {
     counters_.slow_consumer_kicks.fetch_add(1, std::memory_order_relaxed);
   }
