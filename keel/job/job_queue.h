@@ -82,6 +82,11 @@ class JobQueue : public std::enable_shared_from_this<JobQueue> {
   std::size_t MailboxCap() const noexcept { return cap_.load(std::memory_order_relaxed); }
 
   // Drops every pending job (destroying their captures); returns how many.
+  // If a worker is running this actor's slice, waits for that slice to end
+  // (it needs the mailbox's consumer role): do not call it while holding a
+  // lock that this actor's jobs take, nor from a job of actor A on actor B
+  // while a job of B may clear A (each would wait for the other). From one of
+  // this actor's own jobs it does not wait.
   std::size_t Clear();
 
   const std::string& name() const noexcept { return name_; }
