@@ -75,18 +75,20 @@ JobQueue* GlobalQueue::TakeLocked(bool& stop) {
   return nullptr;
 }
 
-JobQueue* GlobalQueue::Pop() {
+JobQueue* GlobalQueue::Pop(bool* waited) {
   bool stop = false;
   if (idle_spin_.count() > 0) {
     {
       core::MutexLock lock(mu_);
       if (JobQueue* queue = TakeLocked(stop); queue != nullptr || stop) return queue;
     }
+    if (waited != nullptr) *waited = true;
     SpinForWork();
   }
   core::MutexLock lock(mu_);
   for (;;) {
     if (JobQueue* queue = TakeLocked(stop); queue != nullptr || stop) return queue;
+    if (waited != nullptr) *waited = true;
     ++sleepers_;
     cv_.Wait(mu_);
     --sleepers_;

@@ -37,8 +37,9 @@ class GlobalQueue {
   // about to Pop passes 1, so it does not wake a peer for work it will take).
   void Push(JobQueue* queue, std::size_t wake_if_more_than = 0);
   // Waits for a queue; returns nullptr once Close() was called and, if
-  // `drain` is false, at once, else when empty.
-  JobQueue* Pop();
+  // `drain` is false, at once, else when empty. `*waited` (if given) is set
+  // when the caller spun or slept, i.e. time passed that no job accounts for.
+  JobQueue* Pop(bool* waited = nullptr);
   JobQueue* TryPop();
   void Close(bool drain);
   std::size_t Size() const;

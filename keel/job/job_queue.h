@@ -24,9 +24,8 @@
 #include <string>
 #include <utility>
 
-#include "keel/core/mutex.h"
-#include "keel/core/thread_annotations.h"
 #include "keel/job/internal/job_list.h"
+#include "keel/job/internal/mailbox.h"
 #include "keel/job/job.h"
 
 namespace keel::job {
@@ -38,8 +37,14 @@ struct JobQueueStats {
   std::size_t depth = 0;             // jobs posted and not yet run
   uint64_t jobs_run = 0;
   uint64_t slices = 0;               // times a worker picked the queue up
-  uint64_t overruns = 0;             // jobs that alone ran past the slice time budget
-  uint64_t wait_ns_total = 0;        // sum over slices of ready -> running
+  // Clock intervals past the slice time budget: one job that alone ran too
+  // long, or rarely a stride of short ones (docs/job.md, "Clock readings").
+  uint64_t overruns = 0;
+  // Ready -> running wait of the slices whose wait was measured (every
+  // slice of an actor made runnable by a worker, 1 in 16 of those made
+  // runnable by other threads; docs/job.md, "Observability").
+  uint64_t wait_samples = 0;
+  uint64_t wait_ns_total = 0;
   uint64_t wait_ns_max = 0;
   uint64_t rejected_full = 0;        // posts refused by the mailbox cap
 };
@@ -77,6 +82,11 @@ class JobQueue : public std::enable_shared_from_this<JobQueue> {
   std::size_t MailboxCap() const noexcept { return cap_.load(std::memory_order_relaxed); }
 
   // Drops every pending job (destroying their captures); returns how many.
+  // If a worker is running this actor's slice, waits for that slice to end
+  // (it needs the mailbox's consumer role): do not call it while holding a
+  // lock that this actor's jobs take, nor from a job of actor A on actor B
+  // while a job of B may clear A (each would wait for the other). From one of
+  // this actor's own jobs it does not wait.
   std::size_t Clear();
 
   const std::string& name() const noexcept { return name_; }
@@ -86,42 +96,61 @@ class JobQueue : public std::enable_shared_from_this<JobQueue> {
 
  private:
   friend class WorkerGroup;
+  friend class GlobalQueue;
 
-  // Worker side (internal/worker): takes every pending job for one slice.
-  internal::JobList TakeAllForSlice();
-  // Puts back what a slice did not run; returns true if the queue must be
-  // scheduled again, else marks it idle and hands back the keep-alive
-  // reference for the caller to release outside the lock.
-  bool FinishSlice(internal::JobList& rest, uint64_t ran, std::shared_ptr<JobQueue>& release);
-  void RecordSlice(uint64_t wait_ns, uint64_t overruns) noexcept;
+  // ---- worker side (scheduler.cc). The worker that took the queue from the
+  // GlobalQueue or its next slot owns it until it parks or requeues it, and
+  // holds the mailbox's consumer role for the slice.
+  internal::Mailbox& mailbox() noexcept { return mailbox_; }
+  // Owner-only counters (plain load + store). The owner must count its jobs
+  // before parking: once parked, the next owner writes them.
+  void CountSlice() noexcept { Bump(slices_, 1); }  // wait not measured
+  void CountSlice(uint64_t wait_ns) noexcept;
+  void CountRun(uint64_t ran) noexcept { Bump(jobs_run_, ran); }
+  void CountOverrun() noexcept { Bump(overruns_, 1); }
+  static void Bump(std::atomic<uint64_t>& counter, uint64_t by) noexcept {
+    counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+  }
+  // Consumer role held, mailbox found empty: parks it (true) and hands back
+  // the keep-alive reference for the caller to release after giving the
+  // role back; false if a post is half done (the caller still owns the queue
+  // and must come back to it).
+  bool TryPark(internal::Mailbox::Consumer& c, std::shared_ptr<JobQueue>& release) noexcept;
   // Shutdown (kCancel): drops pending jobs and marks the queue idle.
   std::size_t Abandon();
+  // Consumer role held: pops every job that can be taken now into `out`.
+  void PopAll(internal::Mailbox::Consumer& c, internal::JobList& out) noexcept;
+  // The first post to a parked queue found it not owned by a shared_ptr:
+  // drops what is queued, parks it again and throws std::bad_weak_ptr.
+  [[noreturn]] void DropUnowned();
 
   WorkerGroup& group_;
   const std::string name_;
+  std::atomic<std::size_t> cap_{0};
 
-  mutable core::Mutex mu_{"JobQueue"};
-  internal::JobList jobs_ KEEL_GUARDED_BY(mu_);
-  bool scheduled_ KEEL_GUARDED_BY(mu_) = false;
+  // One cache line: what a hand-off from a poster to a worker touches. The
+  // mailbox (lock-free; parked = idle: the one Post whose push finds it
+  // parked schedules the queue and takes keep_alive_, the worker that finds
+  // it empty parks it again; docs/job.md), the depth counter, the keep-alive,
+  // the ready stamp and the GlobalQueue link.
+  alignas(64) internal::Mailbox mailbox_;
+  std::atomic<uint64_t> posted_{0};  // Depth = posted_ - jobs_run_ - dropped_
   // Set while scheduled: pending work keeps the actor alive.
-  std::shared_ptr<JobQueue> keep_alive_ KEEL_GUARDED_BY(mu_);
+  std::shared_ptr<JobQueue> keep_alive_;
+  std::atomic<int64_t> ready_at_ns_{0};  // clock time it last became runnable
+  JobQueue* next_ready_ = nullptr;       // GlobalQueue's intrusive link, under its lock
 
-  // Written by the one worker running the queue (or under mu_), read anywhere.
-  // Depth = posted_ - jobs_run_ - dropped_, so posting costs no shared RMW.
-  std::atomic<uint64_t> posted_{0};
-  std::atomic<uint64_t> dropped_{0};
-  std::atomic<uint64_t> jobs_run_{0};
+  // Owner side: written by the worker that owns the queue (handed over
+  // through the GlobalQueue's lock, the next slot or the mailbox's park and
+  // push), read anywhere as relaxed snapshots.
+  alignas(64) std::atomic<uint64_t> jobs_run_{0};
   std::atomic<uint64_t> slices_{0};
   std::atomic<uint64_t> overruns_{0};
+  std::atomic<uint64_t> wait_samples_{0};
   std::atomic<uint64_t> wait_ns_total_{0};
   std::atomic<uint64_t> wait_ns_max_{0};
-  std::atomic<int64_t> ready_at_ns_{0};
-  std::atomic<std::size_t> cap_{0};
-  std::atomic<uint64_t> rejected_full_{0};  // clock time it last became runnable
-
-  // GlobalQueue's intrusive link; owned by the GlobalQueue's lock.
-  JobQueue* next_ready_ = nullptr;
-  friend class GlobalQueue;
+  std::atomic<uint64_t> dropped_{0};        // any thread (RMW)
+  std::atomic<uint64_t> rejected_full_{0};  // any thread (RMW)
 };
 
 using JobQueuePtr = std::shared_ptr<JobQueue>;

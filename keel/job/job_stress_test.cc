@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "keel/core/internal/backoff.h"
 #include "keel/job/internal/sanitizers.h"
 #include "keel/job/internal/test_util.h"
 #include "keel/job/scheduler.h"
@@ -87,6 +88,135 @@ TEST(JobQueueStress, JobsOfOneQueueNeverOverlapAndKeepProducerOrder) {
     EXPECT_EQ(a->overlaps.load(), 0) << a->name();
     EXPECT_EQ(a->reorders.load(), 0) << a->name();
   }
+}
+
+// The race the lock-free mailbox must close: a post lands while the worker
+// finds the mailbox empty and parks it. Posts are spaced (a few hundred
+// pauses, varied) so each actor goes idle between most of them, and three
+// producers aim at the same few actors, so pushes hit every point of the
+// worker's pop-empty / park sequence. Some jobs post on to another actor from
+// the worker (the next slot, and the keep-alive the worker still holds).
+// Every job must run exactly once, never overlapping another of its actor,
+// in each producer's order; every actor must end parked with depth 0, and
+// a post after that must still be scheduled.
+TEST(JobQueueStress, PostsRacingTheParkOfAnIdleActorAreNeverLostOrRunTwice) {
+  static constexpr int kRaceProducers = 3;
+  static constexpr int kRaceActors = 3;
+  static constexpr int kPosts = KEEL_JOB_UNDER_TSAN ? 5'000 : 60'000;
+  SchedulerOptions options;
+  options.groups = {{.name = "logic", .threads = 2, .cpus = {}}};
+  Scheduler scheduler(options);
+  std::vector<std::shared_ptr<CheckedActor>> actors;
+  for (int i = 0; i < kRaceActors; ++i) {
+    actors.push_back(
+        std::make_shared<CheckedActor>(scheduler.Group("logic"), "idle-" + std::to_string(i)));
+  }
+  std::atomic<int> forwarded{0};
+  std::vector<std::thread> producers;
+  for (int p = 0; p < kRaceProducers; ++p) {
+    producers.emplace_back([&, p] {
+      uint32_t rng = 0x9e3779b9u * static_cast<uint32_t>(p + 1);
+      for (int i = 0; i < kPosts; ++i) {
+        auto& actor = actors[static_cast<size_t>((i + p) % kRaceActors)];
+        ASSERT_TRUE(actor->Post([a = actor.get(), p, i, &actors, &forwarded] {
+          a->Run(p, i);
+          if (i % 16 == 0) {
+            auto& next = actors[static_cast<size_t>((i / 16 + 1) % kRaceActors)];
+            next->Post([n = next.get(), &forwarded] {
+              n->Run(kProducers, 0x7fffffff);
+              forwarded.fetch_add(1);
+            });
+          }
+        }));
+        rng ^= rng << 13;
+        rng ^= rng >> 17;
+        rng ^= rng << 5;
+        for (uint32_t spin = rng % 96; spin != 0; --spin) core::internal::CpuRelax();
+      }
+    });
+  }
+  for (auto& t : producers) t.join();
+  const int expected_forwards = kRaceProducers * ((kPosts + 15) / 16);
+  const auto all_ran = [&] {
+    uint64_t run = 0;
+    for (auto& a : actors) run += a->Stats().jobs_run;
+    return forwarded.load() == expected_forwards &&
+           run == static_cast<uint64_t>(kRaceProducers) * kPosts +
+                      static_cast<uint64_t>(expected_forwards);
+  };
+  ASSERT_TRUE(WaitFor(all_ran, std::chrono::seconds(60)));
+  for (auto& a : actors) {
+    EXPECT_EQ(a->overlaps.load(), 0) << a->name();
+    EXPECT_EQ(a->reorders.load(), 0) << a->name();
+    EXPECT_EQ(a->Depth(), 0u) << a->name();
+  }
+  // Every actor parked cleanly: a new post is scheduled and runs.
+  std::atomic<int> after{0};
+  for (auto& a : actors) a->Post([&after] { after.fetch_add(1); });
+  ASSERT_TRUE(WaitFor([&] { return after.load() == kRaceActors; }));
+  const ShutdownSummary summary = scheduler.Shutdown();
+  EXPECT_EQ(summary.Total(summary.cancelled), 0u);
+  // The workers are joined: their actor-only counts are visible here.
+  int total_ran = 0;
+  for (auto& a : actors) total_ran += a->ran;
+  EXPECT_EQ(total_ran, kRaceProducers * kPosts + expected_forwards);
+}
+
+// Clear() takes the mailbox's consumer role from other threads while workers
+// run slices and producers post, and from inside the actor's own jobs. Jobs
+// run + jobs cleared must equal jobs posted; none may overlap or run out of
+// its producer's order (cleared ones leave gaps, which the check allows).
+TEST(JobQueueStress, ClearRacingSlicesAndPostsLosesNothing) {
+  static constexpr int kClearProducers = 2;
+  static constexpr int kClearActors = 4;
+  static constexpr int kPosts = KEEL_JOB_UNDER_TSAN ? 10'000 : 100'000;
+  SchedulerOptions options;
+  options.groups = {{.name = "logic", .threads = 2, .cpus = {}}};
+  Scheduler scheduler(options);
+  std::vector<std::shared_ptr<CheckedActor>> actors;
+  for (int i = 0; i < kClearActors; ++i) {
+    actors.push_back(
+        std::make_shared<CheckedActor>(scheduler.Group("logic"), "clear-" + std::to_string(i)));
+  }
+  std::atomic<uint64_t> cleared{0};
+  std::atomic<bool> stop{false};
+  std::thread clearer([&] {
+    for (int round = 0; !stop.load(); ++round) {
+      cleared.fetch_add(actors[static_cast<size_t>(round % kClearActors)]->Clear());
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+  });
+  std::vector<std::thread> producers;
+  for (int p = 0; p < kClearProducers; ++p) {
+    producers.emplace_back([&, p] {
+      for (int i = 0; i < kPosts; ++i) {
+        auto& actor = actors[static_cast<size_t>((i + p) % kClearActors)];
+        actor->Post([a = actor.get(), p, i, &cleared] {
+          a->Run(p, i);
+          if (i % 1000 == 0) cleared.fetch_add(a->Clear());  // from its own slice
+        });
+      }
+    });
+  }
+  for (auto& t : producers) t.join();
+  stop.store(true);
+  clearer.join();
+  const uint64_t posted = static_cast<uint64_t>(kClearProducers) * kPosts;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        uint64_t run = 0;
+        for (auto& a : actors) run += a->Stats().jobs_run;
+        return run + cleared.load() == posted;
+      },
+      std::chrono::seconds(60)));
+  for (auto& a : actors) {
+    EXPECT_EQ(a->overlaps.load(), 0) << a->name();
+    EXPECT_EQ(a->reorders.load(), 0) << a->name();
+    EXPECT_EQ(a->Depth(), 0u) << a->name();
+  }
+  EXPECT_GT(cleared.load(), 0u);
+  const ShutdownSummary summary = scheduler.Shutdown();
+  EXPECT_EQ(summary.Total(summary.cancelled), 0u);
 }
 
 }  // namespace

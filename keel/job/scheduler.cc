@@ -5,7 +5,7 @@
 #include <thread>
 #include <utility>
 
-#include "keel/core/lock_guard.h"
+#include "keel/core/internal/backoff.h"
 #include "keel/core/log.h"
 #include "keel/core/pool_sizing.h"
 #include "keel/job/internal/worker.h"
@@ -70,15 +70,25 @@ void WorkerGroup::Start() {
 
 void WorkerGroup::Schedule(JobQueue* queue) {
   internal::CurrentWorker& current = internal::ThisWorker();
-  if (current.group == this && scheduler_.options_.keep_posts_local) {
+  if (current.group != nullptr && &current.group->scheduler_ == &scheduler_) {
+    // A worker of this scheduler: its last clock reading is at most one
+    // stride of short jobs old (docs/job.md, "Clock readings").
     internal::Worker& worker = *current.worker;
     queue->ready_at_ns_.store(worker.last_now, std::memory_order_relaxed);
-    JobQueue* bumped = std::exchange(worker.next, queue);
-    // Only a second runnable actor is work another worker could take.
-    if (bumped != nullptr) global_.Push(bumped);
-    return;
+    if (current.group == this && scheduler_.options_.keep_posts_local) {
+      JobQueue* bumped = std::exchange(worker.next, queue);
+      // Only a second runnable actor is work another worker could take.
+      if (bumped != nullptr) global_.Push(bumped);
+      return;
+    }
+  } else {
+    // Any other thread: a clock reading costs as much as the rest of the
+    // post, so 1 in kStampEvery posts (at random) stamps the ready time and
+    // the others leave the slice's wait unmeasured.
+    queue->ready_at_ns_.store(
+        internal::SampleStamp() ? Ns(scheduler_.clock().Now()) : internal::kNoStamp,
+        std::memory_order_relaxed);
   }
-  queue->ready_at_ns_.store(Ns(scheduler_.clock().Now()), std::memory_order_relaxed);
   global_.Push(queue);
 }
 
@@ -87,50 +97,91 @@ void WorkerGroup::RecordRejected(const std::string& name) {
   ++rejected_[name];
 }
 
+void WorkerGroup::ReadClock(internal::Worker& worker, JobQueue* queue) {
+  const int64_t now = Ns(scheduler_.clock().Now());
+  const int64_t elapsed = now - worker.last_now;
+  const int64_t slice_time = scheduler_.options_.slice_time.count();
+  if (queue == nullptr) {
+    worker.stride = 1;  // a fresh start (idle time in between): no average
+  } else if (elapsed > slice_time) {
+    queue->CountOverrun();
+    worker.stride = 1;
+  } else if (elapsed * internal::kStrideDivisor <
+             slice_time * static_cast<int64_t>(worker.since_read)) {
+    worker.stride = std::min(worker.stride * 2, internal::kMaxStride);
+  } else {
+    worker.stride = 1;
+  }
+  worker.since_read = 0;
+  worker.last_now = now;
+}
+
 void WorkerGroup::RunWorker(internal::Worker& worker) {
   internal::ThisWorker() = {this, &worker};
+  ReadClock(worker, nullptr);
   for (;;) {
     JobQueue* queue = nullptr;
-    bool local = false;
     if (worker.next != nullptr && worker.streak < kMaxLocalStreak) {
       queue = std::exchange(worker.next, nullptr);
       ++worker.streak;
-      local = true;
     } else {
       if (worker.next != nullptr) global_.Push(std::exchange(worker.next, nullptr));
       worker.streak = 0;
-      queue = global_.Pop();
+      bool waited = false;
+      queue = global_.Pop(&waited);
       if (queue == nullptr) break;
+      // Time passed that no job accounts for: read the clock afresh.
+      if (waited) ReadClock(worker, nullptr);
     }
-    RunSlice(worker, queue, local);
+    RunSlice(worker, queue);
   }
   // Closed: hand a local actor back so shutdown finds it.
   if (worker.next != nullptr) global_.Push(std::exchange(worker.next, nullptr));
   internal::ThisWorker() = {};
 }
 
-void WorkerGroup::RunSlice(internal::Worker& worker, JobQueue* queue, bool local) {
+void WorkerGroup::RunSlice(internal::Worker& worker, JobQueue* queue) {
   const SchedulerOptions& options = scheduler_.options_;
-  Clock& clock = scheduler_.clock();
-  // A local pick follows the previous slice at once: its end time will do.
-  const int64_t start = local ? worker.last_now : Ns(clock.Now());
+  // The worker's last reading: taken after a job at most one stride ago, or
+  // afresh after an idle wait (RunWorker).
+  const int64_t start = worker.last_now;
   const int64_t ready = queue->ready_at_ns_.load(std::memory_order_relaxed);
   const int64_t deadline = start + options.slice_time.count();
-  {
-    core::LockGuard lock(worker.mu);
-    worker.running = queue;
+  const bool watched = options.stall_threshold.count() > 0;
+  // Release: the watchdog's acquire load sees the queue's name.
+  if (watched) worker.running.store(queue, std::memory_order_release);
+  internal::Mailbox& mailbox = queue->mailbox();
+  internal::Mailbox::Consumer consumer = mailbox.Acquire();
+  worker.current = queue;
+  worker.consumer = &consumer;
+  if (ready == internal::kNoStamp) {
+    queue->CountSlice();
+  } else {
+    queue->CountSlice(static_cast<uint64_t>(start > ready ? start - ready : 0));
   }
-  internal::JobList jobs = queue->TakeAllForSlice();
   uint64_t ran = 0;
-  uint64_t overruns = 0;
-  int64_t now = start;
-  while (internal::JobNode* node = jobs.PopFront()) {
-    const int64_t job_start = now;
+  uint64_t counted = 0;
+  bool parked = false;
+  std::shared_ptr<JobQueue> release;
+  core::internal::Backoff backoff;
+  for (;;) {
+    internal::JobNode* node = mailbox.Pop(consumer);
+    if (node == nullptr) {
+      // Empty, or a post is half done (between its exchange and its link).
+      queue->CountRun(ran - counted);
+      counted = ran;
+      if (queue->TryPark(consumer, release)) {
+        parked = true;
+        break;
+      }
+      if (backoff.Yielding()) break;  // the poster was preempted: requeue
+      backoff.Pause();
+      continue;
+    }
     worker.label.store(node->label, std::memory_order_relaxed);
     worker.job_seq.store(worker.job_seq.load(std::memory_order_relaxed) + 1,
                          std::memory_order_relaxed);
-    worker.job_start_ns.store(job_start, std::memory_order_relaxed);
-    worker.last_now = job_start;
+    worker.job_start_ns.store(worker.last_now, std::memory_order_relaxed);
     try {
       node->job();
     } catch (const std::exception& e) {
@@ -141,24 +192,25 @@ void WorkerGroup::RunSlice(internal::Worker& worker, JobQueue* queue, bool local
     node->job.Reset();
     internal::FreeNode(node);
     ++ran;
-    now = Ns(clock.Now());
-    if (now - job_start > options.slice_time.count()) ++overruns;
-    if (ran >= options.slice_jobs || now >= deadline) break;
+    if (++worker.since_read >= worker.stride) ReadClock(worker, queue);
+    if (ran >= options.slice_jobs || worker.last_now >= deadline) break;
   }
+  if (!parked) queue->CountRun(ran - counted);
   worker.job_start_ns.store(0, std::memory_order_relaxed);
-  worker.last_now = now;
-  {
-    core::LockGuard lock(worker.mu);
-    worker.running = nullptr;
+  worker.current = nullptr;
+  worker.consumer = nullptr;
+  if (watched) {
+    worker.running.store(nullptr, std::memory_order_seq_cst);
+    // The watchdog may be copying the name: the queue must outlive that.
+    while (worker.inspecting.load(std::memory_order_seq_cst)) core::internal::CpuRelax();
   }
   if (draining_.load(std::memory_order_relaxed) && ran != 0) {
     core::MutexLock lock(summary_mu_);
     drained_[queue->name()] += ran;
   }
-  queue->RecordSlice(static_cast<uint64_t>(start > ready ? start - ready : 0), overruns);
-  std::shared_ptr<JobQueue> release;
-  if (queue->FinishSlice(jobs, ran, release)) {
-    queue->ready_at_ns_.store(now, std::memory_order_relaxed);
+  mailbox.Release(consumer);
+  if (!parked) {
+    queue->ready_at_ns_.store(worker.last_now, std::memory_order_relaxed);
     // With no local pick waiting this worker Pops next: wake a peer only if
     // something else also waits. With one, it runs that first: wake a peer.
     global_.Push(queue, worker.next != nullptr ? 0 : 1);
@@ -197,11 +249,11 @@ void WorkerGroup::CheckStalls(int64_t now_ns) {
     const uint64_t seq = worker->job_seq.load(std::memory_order_relaxed);
     if (start == 0 || now_ns - start < threshold || seq == worker->reported_seq) continue;
     std::string actor;
-    {
-      core::LockGuard lock(worker->mu);
-      if (worker->running == nullptr) continue;
-      actor = worker->running->name();
-    }
+    worker->inspecting.store(true, std::memory_order_seq_cst);
+    const JobQueue* running = worker->running.load(std::memory_order_seq_cst);
+    if (running != nullptr) actor = running->name();
+    worker->inspecting.store(false, std::memory_order_release);
+    if (running == nullptr) continue;
     worker->reported_seq = seq;
     scheduler_.stalls_.fetch_add(1, std::memory_order_relaxed);
     const char* label = worker->label.load(std::memory_order_relaxed);

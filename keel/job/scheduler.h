@@ -97,7 +97,11 @@ class WorkerGroup {
   bool Accepting() const noexcept { return accepting_.load(std::memory_order_acquire); }
   void RecordRejected(const std::string& name);
   void RunWorker(internal::Worker& worker);
-  void RunSlice(internal::Worker& worker, JobQueue* queue, bool local);
+  void RunSlice(internal::Worker& worker, JobQueue* queue);
+  // Reads the clock into worker.last_now and adapts the stride; `queue`:
+  // the queue whose job ended the interval (counts an overrun), or nullptr
+  // after idle time.
+  void ReadClock(internal::Worker& worker, JobQueue* queue);
   void BeginShutdown(StopMode mode);
   void FinishShutdown(ShutdownSummary& summary);
   void CheckStalls(int64_t now_ns);

@@ -90,7 +90,7 @@ JobNode* AllocNode() {
   }
   JobNode* node = cache.nodes[--cache.size];
   if (cache.size != 0) __builtin_prefetch(cache.nodes[cache.size - 1], 1);
-  node->next = nullptr;
+  node->next.store(nullptr, std::memory_order_relaxed);
   node->label = "job";
   return node;
 }

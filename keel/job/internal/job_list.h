@@ -1,22 +1,23 @@
 #pragma once
-// JobNode and JobList: the mailbox behind JobQueue, an intrusive FIFO of
-// pooled nodes. This is the seam where keel::lockfree::MpscQueue (mailbox)
-// and keel::memory::ObjectPool (nodes) can replace the locked list and the
-// per-thread free list after measurement (docs/job.md).
+// JobNode and JobList: the nodes of JobQueue's mailbox (a
+// keel::lockfree::MpscQueue, linked through the MpscNode base) and a private
+// FIFO of nodes already taken out of it (Clear, Abandon, destruction).
 //
-// JobList is not thread-safe: JobQueue guards it with its lock. AllocNode and
-// FreeNode use the calling thread's free list and may be called from any
-// thread; a node may be freed on a thread other than the one that made it.
+// JobList is not thread-safe: one thread owns it. AllocNode and FreeNode use
+// the calling thread's free list and may be called from any thread; a node
+// may be freed on a thread other than the one that made it.
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
 #include "keel/job/job.h"
+#include "keel/lockfree/mpsc_node.h"
 
 namespace keel::job::internal {
 
-struct JobNode {
-  JobNode* next = nullptr;
+// `next` (from MpscNode) links the mailbox, then a JobList once taken out.
+struct JobNode : lockfree::MpscNode {
   const char* label = "job";  // a string literal, for the stall watchdog
   Job job;
 };
@@ -53,9 +54,9 @@ class JobList {
   std::size_t size() const noexcept { return size_; }
 
   void PushBack(JobNode* node) noexcept {
-    node->next = nullptr;
+    node->next.store(nullptr, std::memory_order_relaxed);
     if (tail_ != nullptr) {
-      tail_->next = node;
+      tail_->next.store(node, std::memory_order_relaxed);
     } else {
       head_ = node;
     }
@@ -65,20 +66,10 @@ class JobList {
   JobNode* PopFront() noexcept {
     JobNode* node = head_;
     if (node == nullptr) return nullptr;
-    head_ = node->next;
+    head_ = static_cast<JobNode*>(node->next.load(std::memory_order_relaxed));
     if (head_ == nullptr) tail_ = nullptr;
     --size_;
     return node;
-  }
-  // Moves every node of `front` ahead of this list's nodes, keeping order.
-  void PrependAll(JobList& front) noexcept {
-    if (front.empty()) return;
-    front.tail_->next = head_;
-    if (tail_ == nullptr) tail_ = front.tail_;
-    head_ = front.head_;
-    size_ += front.size_;
-    front.head_ = front.tail_ = nullptr;
-    front.size_ = 0;
   }
   // Destroys every job (outside any lock, by the caller) and frees the nodes.
   std::size_t DestroyAll() noexcept {
