@@ -75,14 +75,60 @@ std::size_t JobQueue::Clear() {
   internal::Worker* worker = internal::ThisWorker().worker;
   if (worker != nullptr && worker->current == this) {
     PopAll(*worker->consumer, dropped);
+    cleared_upto_ = std::max(cleared_upto_, clear_upto_.load(std::memory_order_acquire));
   } else {
-    internal::Mailbox::Consumer c = mailbox_.Acquire();
+    internal::Mailbox::Consumer c;
+    if (!mailbox_.TryAcquire(c)) {
+      // A worker runs a slice (or another thread clears): never wait for it
+      // (two actors clearing each other, or a lock the actor's jobs take,
+      // would deadlock). Leave the cut; the holder drops what was posted
+      // before it, before its next job.
+      const uint64_t cut = posted_.load(std::memory_order_relaxed);
+      uint64_t seen = clear_upto_.load(std::memory_order_relaxed);
+      while (seen < cut &&
+             !clear_upto_.compare_exchange_weak(seen, cut, std::memory_order_relaxed)) {
+      }
+      // Release: the holder's exchange that takes the flag sees the cut.
+      clear_pending_.store(true, std::memory_order_release);
+      HonourClearAfterRelease();  // the holder may have let go before the flag
+      return 0;
+    }
     PopAll(c, dropped);
+    cleared_upto_ = std::max(cleared_upto_, clear_upto_.load(std::memory_order_acquire));
     mailbox_.Release(c);
+    HonourClearAfterRelease();  // another Clear may have found us holding it
   }
   const std::size_t n = dropped.DestroyAll();
   dropped_.fetch_add(n, std::memory_order_relaxed);
   return n;
+}
+
+void JobQueue::HonourClear(internal::Mailbox::Consumer& c, uint64_t uncounted) noexcept {
+  if (!clear_pending_.exchange(false, std::memory_order_acq_rel)) return;
+  const uint64_t upto = clear_upto_.load(std::memory_order_acquire);
+  if (upto <= cleared_upto_) return;
+  cleared_upto_ = upto;
+  // Jobs posted before the cut and neither run nor dropped yet are the
+  // oldest in the mailbox: drop that many from the front, no more.
+  const uint64_t done = jobs_run_.load(std::memory_order_relaxed) + uncounted +
+                        dropped_.load(std::memory_order_relaxed);
+  internal::JobList dropped;
+  for (uint64_t left = upto > done ? upto - done : 0; left != 0; --left) {
+    internal::JobNode* node = mailbox_.Pop(c);
+    if (node == nullptr) break;  // a post racing the Clear is not linked yet: it stays
+    dropped.PushBack(node);
+  }
+  const std::size_t n = dropped.DestroyAll();
+  if (n != 0) dropped_.fetch_add(n, std::memory_order_relaxed);
+}
+
+void JobQueue::HonourClearAfterRelease() noexcept {
+  while (clear_pending_.load(std::memory_order_acquire)) {
+    internal::Mailbox::Consumer c;
+    if (!mailbox_.TryAcquire(c)) return;  // the new holder honours it
+    HonourClear(c, 0);
+    mailbox_.Release(c);
+  }
 }
 
 std::size_t JobQueue::Abandon() {
@@ -145,6 +191,7 @@ JobQueueStats JobQueue::Stats() const noexcept {
   s.wait_ns_total = wait_ns_total_.load(std::memory_order_relaxed);
   s.wait_ns_max = wait_ns_max_.load(std::memory_order_relaxed);
   s.rejected_full = rejected_full_.load(std::memory_order_relaxed);
+  s.dropped = dropped_.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -47,6 +47,7 @@ struct JobQueueStats {
   uint64_t wait_ns_total = 0;
   uint64_t wait_ns_max = 0;
   uint64_t rejected_full = 0;        // posts refused by the mailbox cap
+  uint64_t dropped = 0;              // jobs dropped unrun (Clear, shutdown cancel)
 };
 
 class JobQueue : public std::enable_shared_from_this<JobQueue> {
@@ -81,12 +82,13 @@ class JobQueue : public std::enable_shared_from_this<JobQueue> {
   void SetMailboxCap(std::size_t cap) noexcept { cap_.store(cap, std::memory_order_relaxed); }
   std::size_t MailboxCap() const noexcept { return cap_.load(std::memory_order_relaxed); }
 
-  // Drops every pending job (destroying their captures); returns how many.
-  // If a worker is running this actor's slice, waits for that slice to end
-  // (it needs the mailbox's consumer role): do not call it while holding a
-  // lock that this actor's jobs take, nor from a job of actor A on actor B
-  // while a job of B may clear A (each would wait for the other). From one of
-  // this actor's own jobs it does not wait.
+  // Drops every pending job (destroying their captures) and returns how many
+  // it dropped itself. Never waits: if a worker is running this actor's
+  // slice on another thread, Clear leaves a request and returns 0; that
+  // worker drops what is pending before it runs its next job (the count
+  // shows in Stats().dropped). A post that starts after Clear returned is
+  // never dropped by it; one racing it may be. Safe from any thread, any
+  // actor's job (two actors may clear each other) and under any lock.
   std::size_t Clear();
 
   const std::string& name() const noexcept { return name_; }
@@ -120,6 +122,13 @@ class JobQueue : public std::enable_shared_from_this<JobQueue> {
   std::size_t Abandon();
   // Consumer role held: pops every job that can be taken now into `out`.
   void PopAll(internal::Mailbox::Consumer& c, internal::JobList& out) noexcept;
+  // Consumer role held, `uncounted` jobs run but not yet in jobs_run_: drops
+  // the jobs a deferred Clear() cut off (RunSlice checks clear_pending_ first).
+  void HonourClear(internal::Mailbox::Consumer& c, uint64_t uncounted) noexcept;
+  // After giving the role back: honours a Clear() that came while it was held,
+  // unless another thread took the role meanwhile (it will).
+  void HonourClearAfterRelease() noexcept;
+  bool ClearPending() const noexcept { return clear_pending_.load(std::memory_order_relaxed); }
   // The first post to a parked queue found it not owned by a shared_ptr:
   // drops what is queued, parks it again and throws std::bad_weak_ptr.
   [[noreturn]] void DropUnowned();
@@ -150,6 +159,12 @@ class JobQueue : public std::enable_shared_from_this<JobQueue> {
   std::atomic<uint64_t> wait_ns_total_{0};
   std::atomic<uint64_t> wait_ns_max_{0};
   std::atomic<uint64_t> dropped_{0};        // any thread (RMW)
+  // A Clear() that found the consumer role held leaves the cut (posted_ at
+  // that moment) and the flag; the holder drops the jobs posted before the
+  // cut before its next pop, or after it gives the role back (HonourClear*).
+  std::atomic<uint64_t> clear_upto_{0};
+  std::atomic<bool> clear_pending_{false};
+  uint64_t cleared_upto_ = 0;  // consumer role holder only
   std::atomic<uint64_t> rejected_full_{0};  // any thread (RMW)
 };
 

@@ -105,6 +105,60 @@ TEST(JobQueue, ClearDropsPendingJobsAndBreaksCycles) {
   EXPECT_EQ(ran.load(), 0);
 }
 
+// Clear() never waits for a running slice: two actors whose jobs clear each
+// other at the same moment, each while the other runs, both finish (with a
+// Clear that waited for the other's slice to end this deadlocked), and the
+// jobs pending at the cut are dropped, not run.
+TEST(JobQueue, ActorsClearingEachOtherWhileRunningDoNotDeadlock) {
+  Scheduler scheduler(OneGroup(2));
+  auto a = std::make_shared<TestActor>(scheduler.Group("logic"), "a");
+  auto b = std::make_shared<TestActor>(scheduler.Group("logic"), "b");
+  std::atomic<int> started{0};
+  std::atomic<int> finished{0};
+  std::atomic<int> victims_ran{0};
+  auto clear_other = [&](TestActor* other) {
+    started.fetch_add(1);
+    WaitFor([&] { return started.load() == 2; });  // both slices are running now
+    other->Clear();
+    finished.fetch_add(1);
+  };
+  a->Post([&, bp = b.get()] { clear_other(bp); });
+  b->Post([&, ap = a.get()] { clear_other(ap); });
+  ASSERT_TRUE(WaitFor([&] { return started.load() == 2; }));
+  ASSERT_TRUE(WaitFor([&] { return finished.load() == 2; }, std::chrono::seconds(10)))
+      << "Clear waited for the other actor's slice";
+  a->Post([&] { victims_ran.fetch_add(100); });  // after the cut: runs
+  b->Post([&] { victims_ran.fetch_add(100); });
+  ASSERT_TRUE(WaitFor([&] { return victims_ran.load() == 200; }));
+  EXPECT_EQ(a->Depth(), 0u);
+  EXPECT_EQ(b->Depth(), 0u);
+}
+
+// A Clear() from another thread while the actor runs a long job returns at
+// once; the running worker drops what was pending at the cut before its next
+// job and runs what was posted after.
+TEST(JobQueue, ClearDuringARunningJobDropsOnlyWhatWasPendingAtTheCut) {
+  Scheduler scheduler(OneGroup(1));
+  auto a = std::make_shared<TestActor>(scheduler.Group("logic"), "a");
+  std::atomic<bool> running{false};
+  std::atomic<bool> release{false};
+  std::atomic<int> before{0};
+  std::atomic<int> after{0};
+  a->Post([&] {
+    running.store(true);
+    WaitFor([&] { return release.load(); });
+  });
+  ASSERT_TRUE(WaitFor([&] { return running.load(); }));
+  for (int i = 0; i < 10; ++i) a->Post([&] { before.fetch_add(1); });
+  EXPECT_EQ(a->Clear(), 0u) << "the role is held: the clear is deferred, not waited for";
+  for (int i = 0; i < 5; ++i) a->Post([&] { after.fetch_add(1); });
+  release.store(true);
+  ASSERT_TRUE(WaitFor([&] { return after.load() == 5; }));
+  EXPECT_EQ(before.load(), 0);
+  EXPECT_EQ(a->Stats().dropped, 10u);
+  EXPECT_EQ(a->Depth(), 0u);
+}
+
 class Room : public TestActor {
  public:
   using TestActor::TestActor;

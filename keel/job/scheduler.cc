@@ -165,6 +165,7 @@ void WorkerGroup::RunSlice(internal::Worker& worker, JobQueue* queue) {
   std::shared_ptr<JobQueue> release;
   core::internal::Backoff backoff;
   for (;;) {
+    if (queue->ClearPending()) [[unlikely]] queue->HonourClear(consumer, ran - counted);
     internal::JobNode* node = mailbox.Pop(consumer);
     if (node == nullptr) {
       // Empty, or a post is half done (between its exchange and its link).
@@ -209,6 +210,9 @@ void WorkerGroup::RunSlice(internal::Worker& worker, JobQueue* queue) {
     drained_[queue->name()] += ran;
   }
   mailbox.Release(consumer);
+  // A Clear() from another thread that found the role held: honour it now
+  // (the actor is alive: `release` or the unpushed schedule holds it).
+  if (queue->ClearPending()) [[unlikely]] queue->HonourClearAfterRelease();
   if (!parked) {
     queue->ready_at_ns_.store(worker.last_now, std::memory_order_relaxed);
     // With no local pick waiting this worker Pops next: wake a peer only if

@@ -66,6 +66,13 @@ class Mailbox {
     }
     return Consumer{reinterpret_cast<lockfree::MpscNode*>(t)};
   }
+  // Takes the consumer role if no one holds it; never waits.
+  bool TryAcquire(Consumer& out) noexcept {
+    const uintptr_t t = tail_.fetch_or(kHeld, std::memory_order_acquire);
+    if ((t & kHeld) != 0) return false;  // held: the bit was already set, nothing changed
+    out = Consumer{reinterpret_cast<lockfree::MpscNode*>(t)};
+    return true;
+  }
   // Gives the role back. After a successful TryPark the caller may still
   // call this (it must keep the owner alive until then).
   void Release(const Consumer& c) noexcept {
