@@ -156,4 +156,10 @@ NetConfig TestConfig(IoBackend backend, std::size_t threads) {
   return cfg;
 }
 
+std::vector<uint8_t> Pattern(std::size_t n, uint32_t seed) {
+  std::vector<uint8_t> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<uint8_t>((i * 31 + seed * 7 + (i >> 8)) & 0xff);
+  return v;
+}
+
 }  // namespace keel::net::testing

@@ -24,6 +24,8 @@ std::string BackendName(IoBackend b);
 bool WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 int CountOpenFds();
+// `n` bytes of a pattern that differs by `seed` and across 256-byte blocks.
+std::vector<uint8_t> Pattern(std::size_t n, uint32_t seed);
 uint64_t RssBytes();
 
 // A blocking client socket with 10 s send/recv timeouts; -1 on failure.
