@@ -123,7 +123,7 @@ void RwLock::Lock() KEEL_NO_THREAD_SAFETY_ANALYSIS {
       if (backoff.ShouldPark(kYieldsBeforePark)) {
         parking_.Park([this] {
           return (state_.load(std::memory_order_seq_cst) & (kWriteLocked | kReaderMask)) != 0;
-        }, /*timed=*/false);
+        }, /*timeout_ns=*/0);
       } else {
         backoff.Pause();
       }
@@ -188,7 +188,7 @@ void RwLock::LockShared() KEEL_NO_THREAD_SAFETY_ANALYSIS {
       parking_.Park([this] {
         const uint32_t s = state_.load(std::memory_order_seq_cst);
         return (s & (kWriteLocked | kWaitingMask)) != 0 || (s & kReaderMask) == kReaderMask;
-      }, /*timed=*/false);
+      }, /*timeout_ns=*/0);
     } else {
       backoff.Pause();
     }

@@ -18,7 +18,12 @@
 // that doubles the cost of an uncontended lock/unlock, measured). The store
 // may still sit in the store buffer when the parked count is read, so in a
 // window of a few nanoseconds a wake-up can be missed; the waiter then parks
-// with a timeout (kParkTimeout) and re-checks, so a miss costs at most that.
+// with a timeout and re-checks, so a miss costs at most that timeout. The
+// caller doubles it on every park, from kFirstParkTimeoutNs up to
+// kMaxParkTimeoutNs (NextParkTimeout): a short wait loses little to a miss,
+// and a long wait (a holder preempted for a whole time slice, or a lock held
+// far longer than a spin lock should be) wakes a few hundred times a second,
+// not thousands (each wake costs a syscall and a re-check).
 
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -33,17 +38,22 @@ namespace keel::core::internal {
 
 class Parking {
  public:
-  static constexpr long kParkTimeoutNs = 200'000;
+  static constexpr long kFirstParkTimeoutNs = 200'000;
+  static constexpr long kMaxParkTimeoutNs = 3'200'000;
+  static constexpr long NextParkTimeout(long timeout_ns) noexcept {
+    return timeout_ns >= kMaxParkTimeoutNs / 2 ? kMaxParkTimeoutNs : timeout_ns * 2;
+  }
 
-  // Sleeps while `still_blocked()` holds at the time of parking. `timed`:
-  // wake after kParkTimeoutNs regardless (the relaxed protocol).
+  // Sleeps while `still_blocked()` holds at the time of parking.
+  // `timeout_ns` > 0: wake after that long regardless (the relaxed
+  // protocol); 0: sleep until woken (the strict protocol).
   template <typename StillBlocked>
-  void Park(StillBlocked still_blocked, bool timed) noexcept {
+  void Park(StillBlocked still_blocked, long timeout_ns) noexcept {
     const uint32_t epoch = epoch_.load(std::memory_order_seq_cst);
     parked_.fetch_add(1, std::memory_order_seq_cst);
     if (still_blocked()) {
-      timespec timeout{0, kParkTimeoutNs};
-      Futex(FUTEX_WAIT_PRIVATE, epoch, timed ? &timeout : nullptr);
+      timespec timeout{timeout_ns / 1'000'000'000, timeout_ns % 1'000'000'000};
+      Futex(FUTEX_WAIT_PRIVATE, epoch, timeout_ns > 0 ? &timeout : nullptr);
     }
     parked_.fetch_sub(1, std::memory_order_relaxed);
   }
