@@ -5,6 +5,7 @@
 #include <array>
 #include <atomic>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -43,15 +44,27 @@ class CheckedActor : public JobQueue {
   std::array<int, kProducers + 1> last_{-1, -1, -1, -1, -1};
 };
 
-TEST(JobQueueStress, JobsOfOneQueueNeverOverlapAndKeepProducerOrder) {
+// Two "logic" workers, as every test here runs.
+SchedulerOptions TwoLogicWorkers() {
   SchedulerOptions options;
   options.groups = {{.name = "logic", .threads = 2, .cpus = {}}};
-  Scheduler scheduler(options);
+  return options;
+}
+
+// `n` checked actors on the "logic" group, named prefix-0, prefix-1, ...
+std::vector<std::shared_ptr<CheckedActor>> MakeActors(Scheduler& scheduler, int n,
+                                                      const std::string& prefix) {
   std::vector<std::shared_ptr<CheckedActor>> actors;
-  for (int i = 0; i < kActors; ++i) {
-    actors.push_back(
-        std::make_shared<CheckedActor>(scheduler.Group("logic"), "actor-" + std::to_string(i)));
+  for (int i = 0; i < n; ++i) {
+    actors.push_back(std::make_shared<CheckedActor>(scheduler.Group("logic"),
+                                                    prefix + "-" + std::to_string(i)));
   }
+  return actors;
+}
+
+TEST(JobQueueStress, JobsOfOneQueueNeverOverlapAndKeepProducerOrder) {
+  Scheduler scheduler(TwoLogicWorkers());
+  auto actors = MakeActors(scheduler, kActors, "actor");
   std::atomic<int> forwarded{0};
   std::vector<std::thread> producers;
   for (int p = 0; p < kProducers; ++p) {
@@ -103,14 +116,8 @@ TEST(JobQueueStress, PostsRacingTheParkOfAnIdleActorAreNeverLostOrRunTwice) {
   static constexpr int kRaceProducers = 3;
   static constexpr int kRaceActors = 3;
   static constexpr int kPosts = KEEL_JOB_UNDER_TSAN ? 5'000 : 60'000;
-  SchedulerOptions options;
-  options.groups = {{.name = "logic", .threads = 2, .cpus = {}}};
-  Scheduler scheduler(options);
-  std::vector<std::shared_ptr<CheckedActor>> actors;
-  for (int i = 0; i < kRaceActors; ++i) {
-    actors.push_back(
-        std::make_shared<CheckedActor>(scheduler.Group("logic"), "idle-" + std::to_string(i)));
-  }
+  Scheduler scheduler(TwoLogicWorkers());
+  auto actors = MakeActors(scheduler, kRaceActors, "idle");
   std::atomic<int> forwarded{0};
   std::vector<std::thread> producers;
   for (int p = 0; p < kRaceProducers; ++p) {
@@ -170,14 +177,8 @@ TEST(JobQueueStress, ClearRacingSlicesAndPostsLosesNothing) {
   static constexpr int kClearProducers = 2;
   static constexpr int kClearActors = 4;
   static constexpr int kPosts = KEEL_JOB_UNDER_TSAN ? 10'000 : 100'000;
-  SchedulerOptions options;
-  options.groups = {{.name = "logic", .threads = 2, .cpus = {}}};
-  Scheduler scheduler(options);
-  std::vector<std::shared_ptr<CheckedActor>> actors;
-  for (int i = 0; i < kClearActors; ++i) {
-    actors.push_back(
-        std::make_shared<CheckedActor>(scheduler.Group("logic"), "clear-" + std::to_string(i)));
-  }
+  Scheduler scheduler(TwoLogicWorkers());
+  auto actors = MakeActors(scheduler, kClearActors, "clear");
   std::atomic<uint64_t> cleared{0};
   std::atomic<bool> stop{false};
   std::thread clearer([&] {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <initializer_list>
 #include <thread>
 #include <vector>
 
@@ -21,6 +22,16 @@ struct MailboxTestPeer {
 namespace {
 
 std::vector<JobNode> Nodes(std::size_t n) { return std::vector<JobNode>(n); }
+
+// Pops exactly `expected`, in order, finds the mailbox empty, parks it and
+// gives the role back.
+void ExpectPopsThenParks(Mailbox& m, Mailbox::Consumer& c,
+                         std::initializer_list<JobNode*> expected) {
+  for (JobNode* node : expected) EXPECT_EQ(m.Pop(c), node);
+  EXPECT_EQ(m.Pop(c), nullptr);
+  EXPECT_TRUE(m.TryPark(c));
+  m.Release(c);
+}
 
 TEST(Mailbox, PopsInPushOrderAndParksOnlyWhenEmpty) {
   Mailbox m;
@@ -41,11 +52,7 @@ TEST(Mailbox, PopsInPushOrderAndParksOnlyWhenEmpty) {
   EXPECT_TRUE(m.Push(&nodes[0]));
   EXPECT_FALSE(m.Push(&nodes[1]));
   c = m.Acquire();
-  EXPECT_EQ(m.Pop(c), &nodes[0]);
-  EXPECT_EQ(m.Pop(c), &nodes[1]);
-  EXPECT_EQ(m.Pop(c), nullptr);
-  EXPECT_TRUE(m.TryPark(c));
-  m.Release(c);
+  ExpectPopsThenParks(m, c, {&nodes[0], &nodes[1]});
 }
 
 TEST(Mailbox, CursorSurvivesReleaseAndReacquire) {
@@ -60,10 +67,7 @@ TEST(Mailbox, CursorSurvivesReleaseAndReacquire) {
   EXPECT_EQ(m.Pop(c), &nodes[2]);
   m.Release(c);
   c = m.Acquire();
-  EXPECT_EQ(m.Pop(c), &nodes[3]);
-  EXPECT_EQ(m.Pop(c), nullptr);
-  EXPECT_TRUE(m.TryPark(c));
-  m.Release(c);
+  ExpectPopsThenParks(m, c, {&nodes[3]});
 }
 
 TEST(Mailbox, HalfDonePushHidesLaterJobsAndBlocksParking) {
@@ -78,11 +82,7 @@ TEST(Mailbox, HalfDonePushHidesLaterJobsAndBlocksParking) {
   EXPECT_EQ(m.Pop(c), nullptr);
   EXPECT_FALSE(m.TryPark(c)) << "parking now would strand nodes[1] and nodes[2]";
   EXPECT_FALSE(MailboxTestPeer::Link(m, prev, &nodes[1]));
-  EXPECT_EQ(m.Pop(c), &nodes[1]);
-  EXPECT_EQ(m.Pop(c), &nodes[2]);
-  EXPECT_EQ(m.Pop(c), nullptr);
-  EXPECT_TRUE(m.TryPark(c));
-  m.Release(c);
+  ExpectPopsThenParks(m, c, {&nodes[1], &nodes[2]});
 }
 
 TEST(Mailbox, HalfDoneFirstPushAfterParkingIsScheduledByItsProducer) {
@@ -96,10 +96,7 @@ TEST(Mailbox, HalfDoneFirstPushAfterParkingIsScheduledByItsProducer) {
   m.Release(c);
   EXPECT_TRUE(MailboxTestPeer::Link(m, prev, &nodes[0]));
   c = m.Acquire();
-  EXPECT_EQ(m.Pop(c), &nodes[0]);
-  EXPECT_EQ(m.Pop(c), &nodes[1]);
-  EXPECT_TRUE(m.TryPark(c));
-  m.Release(c);
+  ExpectPopsThenParks(m, c, {&nodes[0], &nodes[1]});
 }
 
 TEST(Mailbox, ConsumerRoleIsHeldByOneThreadAtATime) {
