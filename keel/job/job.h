@@ -19,6 +19,11 @@ class Job {
  public:
   // A shared_ptr, a member-function pointer and two words of arguments fit.
   static constexpr std::size_t kInlineSize = 48;
+  // Word alignment, not max_align_t's 16: with the ops pointer first, a Job
+  // is 56 bytes and the first 40 bytes of a callable share a JobNode's
+  // first cache line with the node's link and the ops pointer (job_list.h).
+  // A callable that needs more alignment goes to the heap.
+  static constexpr std::size_t kInlineAlign = alignof(void*);
 
   Job() noexcept = default;
 
@@ -47,6 +52,11 @@ class Job {
   Job& operator=(const Job&) = delete;
   ~Job() { Reset(); }
 
+  // Takes `other`'s callable; this Job must be empty. Unlike move
+  // assignment it never reads this Job first: a pooled JobNode's Job was
+  // last written on another core, and that read would be a cache miss.
+  void AssignToEmpty(Job&& other) noexcept { MoveFrom(other); }
+
   // Runs the callable; the Job must not be empty.
   void operator()() { ops_->invoke(storage_); }
   explicit operator bool() const noexcept { return ops_ != nullptr; }
@@ -70,7 +80,7 @@ class Job {
 
   template <typename Fn>
   static constexpr bool IsInline() {
-    return sizeof(Fn) <= kInlineSize && alignof(Fn) <= alignof(std::max_align_t) &&
+    return sizeof(Fn) <= kInlineSize && alignof(Fn) <= kInlineAlign &&
            std::is_nothrow_move_constructible_v<Fn>;
   }
   template <typename Fn>
@@ -106,8 +116,8 @@ class Job {
     }
   }
 
-  alignas(std::max_align_t) unsigned char storage_[kInlineSize];
   const Ops* ops_ = nullptr;
+  alignas(kInlineAlign) unsigned char storage_[kInlineSize];
 };
 
 }  // namespace keel::job

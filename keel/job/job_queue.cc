@@ -33,7 +33,7 @@ bool JobQueue::Post(Job job, const char* label) {
     return false;
   }
   internal::JobNode* node = internal::AllocNode();
-  node->job = std::move(job);
+  node->job.AssignToEmpty(std::move(job));  // free nodes hold empty jobs
   node->label = label;
   posted_.fetch_add(1, std::memory_order_relaxed);
   // False: the queue is already scheduled (or running), and its owner will

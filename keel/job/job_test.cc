@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <cstdint>
 #include <thread>
 #include <memory>
 #include <utility>
@@ -28,6 +29,29 @@ TEST(Job, LargeCallableFallsBackToHeap) {
   EXPECT_FALSE(job.IsInline());
   job();
   EXPECT_EQ(seen, 7);
+}
+
+TEST(Job, OverAlignedCallableFallsBackToHeapAndKeepsItsAlignment) {
+  struct alignas(32) Wide {
+    int value;
+  };
+  Wide wide{9};
+  int seen = 0;
+  Job job([wide, &seen] {
+    seen = reinterpret_cast<std::uintptr_t>(&wide) % 32 == 0 ? wide.value : -1;
+  });
+  EXPECT_FALSE(job.IsInline());
+  job();
+  EXPECT_EQ(seen, 9);
+}
+
+TEST(Job, AssignToEmptyTakesTheCallable) {
+  int hits = 0;
+  Job target;
+  target.AssignToEmpty(Job([&hits] { ++hits; }));
+  ASSERT_TRUE(static_cast<bool>(target));
+  target();
+  EXPECT_EQ(hits, 1);
 }
 
 TEST(Job, MoveTransfersOwnershipAndDestroysOnce) {

@@ -17,10 +17,18 @@
 namespace keel::job::internal {
 
 // `next` (from MpscNode) links the mailbox, then a JobList once taken out.
+// A node is written by the posting thread and read by a worker on another
+// core: its link, label, the job's ops pointer and the start of the callable
+// come first, so a small job's node is one or two lines (80-byte malloc
+// chunks, 16-aligned). Aligning nodes to 64 bytes was measured and lost:
+// `new` of an over-aligned type goes to aligned_alloc, slow when producers
+// outrun the workers and the node caches run dry (fan-in to 1000 actors
+// 1.20-1.26x CPU; docs/job.md).
 struct JobNode : lockfree::MpscNode {
   const char* label = "job";  // a string literal, for the stall watchdog
   Job job;
 };
+static_assert(sizeof(JobNode) == 72);
 
 // Takes a node from this thread's free list (refilled in batches from a
 // shared depot, else the heap) / returns it there (a thread caches at most
