@@ -117,24 +117,10 @@ TEST_F(ChatFixture, StalledReaderIsKickedAsSlowConsumerAndReadsTheNoticeWhenItCa
   Start(NoSayLimit(SlowConsumerConfig(8000, 1024 * 1024)));
   StartTicker();
   RawClient stalled(service_->port(), 4096), talker(service_->port());
-  ASSERT_EQ(stalled.Login("stalled"), ERROR_NONE);
-  ASSERT_EQ(talker.Login("talker"), ERROR_NONE);
-  ASSERT_TRUE(stalled.CreateRoom("lobby"));
-  ASSERT_TRUE(talker.JoinRoom("lobby"));
+  ASSERT_NO_FATAL_FAILURE(StalledAndTalkerInLobby(stalled, talker));
   // `stalled` reads nothing from here; `talker` reads its own echoes.
-  keel::chat::Say say;
-  say.set_text(std::string(400, 'x'));
-  uint64_t echoed = 0;
-  const auto give_up = std::chrono::steady_clock::now() + 60s;
-  while (server_->counters().slow_consumer_kicks.load() == 0 && std::chrono::steady_clock::now() < give_up) {
-    say.set_client_seq(echoed + 1);
-    ASSERT_TRUE(talker.Send(say));
-    RoomMessage m;
-    ASSERT_TRUE(talker.Expect(kRoomMessageId, m)) << "the talker lost its own message";
-    EXPECT_EQ(m.client_seq(), echoed + 1);
-    ++echoed;
-    if (echoed > 2000) std::this_thread::sleep_for(10ms);  // well past the limit: just wait
-  }
+  TalkUntilKicked(talker, 0);
+  ASSERT_FALSE(HasFailure());
   ASSERT_EQ(server_->counters().slow_consumer_kicks.load(), 1u);
   // Catch up: messages in order with no gap, then the notice, then the close.
   uint64_t last_seq = 0;
@@ -178,21 +164,10 @@ TEST_F(ChatFixture, DeliveriesOutCountsOnlyWhatWasQueuedNotKickedMembers) {
   // No ticker and a long grace: only the broadcast's hard-limit check kicks.
   Start(NoSayLimit(SlowConsumerConfig(60000, 128 * 1024)));
   RawClient stalled(service_->port(), 4096), talker(service_->port());
-  ASSERT_EQ(stalled.Login("stalled"), ERROR_NONE);
-  ASSERT_EQ(talker.Login("talker"), ERROR_NONE);
-  ASSERT_TRUE(stalled.CreateRoom("lobby"));
-  ASSERT_TRUE(talker.JoinRoom("lobby"));
-  keel::chat::Say say;
-  say.set_text(std::string(400, 'x'));
-  uint64_t echoed = 0, after_kick = 0;
-  const auto give_up = std::chrono::steady_clock::now() + 60s;
-  while (after_kick < 20 && std::chrono::steady_clock::now() < give_up) {
-    ASSERT_TRUE(talker.Send(say));
-    RoomMessage m;
-    ASSERT_TRUE(talker.Expect(kRoomMessageId, m)) << "the talker lost its own message";
-    ++echoed;
-    if (server_->counters().slow_consumer_kicks.load() > 0) ++after_kick;
-  }
+  ASSERT_NO_FATAL_FAILURE(StalledAndTalkerInLobby(stalled, talker));
+  uint64_t after_kick = 0;
+  const uint64_t echoed = TalkUntilKicked(talker, 20, &after_kick);
+  ASSERT_FALSE(HasFailure());
   ASSERT_EQ(after_kick, 20u) << "never kicked";
   uint64_t read = 0;
   bool notice = false;
