@@ -45,6 +45,10 @@ std::vector<Field> Fields(ChatConfig& c) {
       {"say-per-second", "per-user message rate", &c.say_per_second},
       {"say-burst", "per-user message burst", &c.say_burst},
       {"frames-per-second", "per-session frame rate before a kick", &c.frames_per_second},
+      {"room-backlog", "Says and Joins waiting for a room's worker before ROOM_BUSY (0: no limit)",
+       &c.room_backlog},
+      {"room-backlog-bytes", "text bytes of Says waiting for a room's worker before ROOM_BUSY (0: no limit)",
+       &c.room_backlog_bytes},
       {"send-soft-limit", "queued bytes allowed past the grace time", &c.send_soft_limit},
       {"send-soft-grace-ms", "time allowed over the soft limit", &c.send_soft_grace_ms},
       {"send-hard-limit", "queued bytes that disconnect at once", &c.send_hard_limit},
@@ -145,6 +149,10 @@ std::optional<int> ParseChatConfig(int argc, char** argv, ChatConfig& config) {
   }
   if (config.max_frame > 65535 || config.max_frame < 64 || config.pre_login_max_frame > config.max_frame) {
     std::cerr << "keel_chat_server: need 64 <= --pre-login-max-frame <= --max-frame <= 65535\n";
+    return 2;
+  }
+  if (config.room_backlog_bytes != 0 && config.room_backlog_bytes < config.room.max_text_bytes) {
+    std::cerr << "keel_chat_server: --room-backlog-bytes must be 0 or >= --max-text-bytes\n";
     return 2;
   }
   if (config.port > 65535) {

@@ -34,6 +34,11 @@ struct ChatConfig {
   uint32_t say_per_second = 20;      // per user
   uint32_t say_burst = 40;
   uint32_t frames_per_second = 2000; // per session, any frame (the framer's limit)
+  // Per room: Says and Joins posted and not yet taken by the room's worker,
+  // and the text bytes of those Says. Past either, a Say or Join is refused
+  // with ERROR_ROOM_BUSY (counted: room_busy). 0: no limit.
+  uint32_t room_backlog = 10000;
+  uint64_t room_backlog_bytes = 8 * 1024 * 1024;
 
   // keel::net limits and socket options.
   uint64_t send_soft_limit = 256 * 1024;

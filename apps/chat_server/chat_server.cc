@@ -105,6 +105,12 @@ std::size_t ChatServer::Rooms() const {
   return rooms_.size();
 }
 
+std::shared_ptr<Room> ChatServer::FindRoom(const std::string& name) const {
+  core::MutexLock lock(rooms_mu_);
+  const auto it = rooms_.find(name);
+  return it == rooms_.end() ? nullptr : it->second;
+}
+
 void ChatServer::SendError(ChatSession& session, ErrorCode code, std::string detail) {
   counters_.errors.fetch_add(1, std::memory_order_relaxed);
   Error error;
@@ -162,22 +168,24 @@ void ChatServer::HandleCreateRoom(const ChatSessionRef& session, const CreateRoo
     room = std::make_shared<Room>(logic_, *this, msg.name(), config_.room);
     rooms_.emplace(msg.name(), room);
   }
-  LeaveCurrentRoom(*session, true);
-  session->room_ = room;
-  room->PostJoin(session);
+  MoveTo(*session, room);
 }
 
 void ChatServer::HandleJoinRoom(const ChatSessionRef& session, const JoinRoom& msg) {
-  std::shared_ptr<Room> room;
-  {
-    core::MutexLock lock(rooms_mu_);
-    if (auto it = rooms_.find(msg.name()); it != rooms_.end()) room = it->second;
-  }
+  const std::shared_ptr<Room> room = FindRoom(msg.name());
   if (!room) return SendError(*session, ERROR_ROOM_NOT_FOUND, msg.name());
   if (room == session->room_) return SendError(*session, ERROR_ALREADY_IN_ROOM, msg.name());
-  LeaveCurrentRoom(*session, true);
-  session->room_ = room;
-  room->PostJoin(session);
+  MoveTo(*session, room);
+}
+
+void ChatServer::MoveTo(ChatSession& session, const std::shared_ptr<Room>& room) {
+  if (!room->ReserveJoin()) {
+    counters_.room_busy.fetch_add(1, std::memory_order_relaxed);
+    return SendError(session, ERROR_ROOM_BUSY, room->room_name());
+  }
+  LeaveCurrentRoom(session, true);
+  session.room_ = room;
+  room->PostJoin(ChatSessionRef(&session));
 }
 
 void ChatServer::HandleLeaveRoom(const ChatSessionRef& session, const LeaveRoom& /*msg*/) {
@@ -198,8 +206,16 @@ void ChatServer::HandleSay(const ChatSessionRef& session, const keel::chat::Say&
     return SendError(*session, ERROR_MESSAGE_TOO_LONG, std::to_string(msg.text().size()) + " bytes");
   }
   if (!session->say_rate_.TryTake(NowNs())) return SendError(*session, ERROR_RATE_LIMITED, "say");
-  counters_.messages_in.fetch_add(1, std::memory_order_relaxed);
-  session->room_->PostSay(session, msg);
+  switch (session->room_->PostSay(session, msg)) {
+    case Room::Posted::kOk:
+      counters_.messages_in.fetch_add(1, std::memory_order_relaxed);
+      return;
+    case Room::Posted::kBusy:  // not acknowledged: the sender may say it again later
+      counters_.room_busy.fetch_add(1, std::memory_order_relaxed);
+      return SendError(*session, ERROR_ROOM_BUSY, session->room_->room_name());
+    case Room::Posted::kClosed:  // shutting down: not acknowledged either
+      return;
+  }
 }
 
 void ChatServer::HandleWhisper(const ChatSessionRef& session, const Whisper& msg) {

@@ -91,6 +91,7 @@ struct ChatCounters {
   std::atomic<uint64_t> idle_kicks{0};
   std::atomic<uint64_t> slow_consumer_kicks{0};
   std::atomic<uint64_t> errors{0};         // Error replies
+  std::atomic<uint64_t> room_busy{0};      // Says and Joins refused: room backlog at its limit
 };
 
 // A room actor. Post* may be called from any thread; the jobs they post run
@@ -100,21 +101,37 @@ struct ChatCounters {
 // SendBuffer::kMaxPooledSize of frames) and that buffer is queued on every
 // member with one Send each, so a burst of k messages costs each member one
 // Send, not k.
+//
+// Backlog: the Says and Joins posted and not yet taken by the room's worker
+// are counted (and the Says' text bytes); past ChatConfig::room_backlog or
+// room_backlog_bytes a Say or Join is refused before it is posted, so what
+// was accepted is never dropped or reordered. Leaves are never refused (one
+// per accepted Join at most). No JobQueue mailbox cap: docs/chat.md.
 class Room : public job::JobQueue {
  public:
   Room(job::WorkerGroup& group, ChatServer& server, std::string name, RoomLimits limits);
 
+  enum class Posted { kOk, kBusy, kClosed };  // kClosed: the scheduler is shutting down
+
+  // Counts a Join in the backlog; false (nothing counted) if the room is at
+  // its limit. Called before the session leaves its old room, so a busy
+  // room refuses the move with the session still where it was. PostJoin
+  // must follow a true.
+  bool ReserveJoin();
   // False if the scheduler refused the job (shutting down).
   bool PostJoin(ChatSessionRef session);
   bool PostLeave(ChatSessionRef session, bool notify);
-  bool PostSay(ChatSessionRef session, const keel::chat::Say& say);
+  Posted PostSay(ChatSessionRef session, const keel::chat::Say& say);
   // Shutdown only, with no worker running: drops members (breaks cycles).
   void DropMembers();
   uint32_t size() const noexcept { return size_.load(std::memory_order_relaxed); }
+  // Immutable after construction: any thread.
+  const std::string& room_name() const noexcept { return state_.name(); }
 
  private:
   struct SayBatch {
     std::vector<std::pair<ChatSessionRef, keel::chat::Say>> says;
+    uint64_t text_bytes = 0;
   };
 
   // Room jobs.
@@ -141,6 +158,9 @@ class Room : public job::JobQueue {
   // Held while posting so that jobs are queued in the order of the calls.
   core::Mutex post_mu_{"Room.post"};
   std::shared_ptr<SayBatch> open_batch_ KEEL_GUARDED_BY(post_mu_);
+  // Says and Joins posted, not yet taken by their job; text bytes of those Says.
+  uint64_t backlog_ KEEL_GUARDED_BY(post_mu_) = 0;
+  uint64_t backlog_bytes_ KEEL_GUARDED_BY(post_mu_) = 0;
 };
 
 class ChatServer final : public ChatHandler<ChatSessionRef> {
@@ -172,6 +192,7 @@ class ChatServer final : public ChatHandler<ChatSessionRef> {
   ChatCounters& counters() noexcept { return counters_; }
   std::size_t Users() const;
   std::size_t Rooms() const;
+  std::shared_ptr<Room> FindRoom(const std::string& name) const;  // null if none
   bool ShuttingDown() const noexcept { return shutting_down_.load(std::memory_order_acquire); }
 
   // ChatHandler (IO thread of `session`).
@@ -191,6 +212,9 @@ class ChatServer final : public ChatHandler<ChatSessionRef> {
   void OnOpened(ChatSession& session);
   void OnClosed(ChatSession& session);
   void LeaveCurrentRoom(ChatSession& session, bool notify);
+  // Join or CreateRoom: leaves the current room and joins `room`, unless
+  // `room` is busy (ERROR_ROOM_BUSY, the session stays where it was).
+  void MoveTo(ChatSession& session, const std::shared_ptr<Room>& room);
   void KickSlowConsumer(ChatSession& session);
   // Tick's lists (session_watch.cc).
   void ScheduleCheck(ChatSession& session);

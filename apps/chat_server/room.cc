@@ -8,10 +8,20 @@ namespace keel::chat {
 Room::Room(job::WorkerGroup& group, ChatServer& server, std::string name, RoomLimits limits)
     : JobQueue(group, "room:" + name), server_(server), state_(std::move(name), limits) {}
 
+bool Room::ReserveJoin() {
+  const uint32_t limit = server_.config().room_backlog;
+  core::MutexLock lock(post_mu_);
+  if (limit != 0 && backlog_ >= limit) return false;
+  ++backlog_;
+  return true;
+}
+
 bool Room::PostJoin(ChatSessionRef session) {
   core::MutexLock lock(post_mu_);
   open_batch_.reset();  // later Says run after this Join
-  return PostCall(&Room::Join, std::move(session));
+  if (PostCall(&Room::Join, std::move(session))) return true;
+  --backlog_;  // ReserveJoin's
+  return false;
 }
 
 bool Room::PostLeave(ChatSessionRef session, bool notify) {
@@ -20,15 +30,26 @@ bool Room::PostLeave(ChatSessionRef session, bool notify) {
   return PostCall(&Room::Leave, std::move(session), notify);
 }
 
-bool Room::PostSay(ChatSessionRef session, const keel::chat::Say& say) {
+Room::Posted Room::PostSay(ChatSessionRef session, const keel::chat::Say& say) {
+  const ChatConfig& config = server_.config();
+  const uint64_t bytes = say.text().size();
   core::MutexLock lock(post_mu_);
+  // Refused before anything is queued: the Says already accepted keep their
+  // place and the refused one never gets a seq.
+  if ((config.room_backlog != 0 && backlog_ >= config.room_backlog) ||
+      (config.room_backlog_bytes != 0 && backlog_bytes_ + bytes > config.room_backlog_bytes)) {
+    return Posted::kBusy;
+  }
   if (!open_batch_) {
     auto batch = std::make_shared<SayBatch>();
-    if (!PostCall(&Room::RunSays, batch)) return false;
+    if (!PostCall(&Room::RunSays, batch)) return Posted::kClosed;
     open_batch_ = std::move(batch);
   }
   open_batch_->says.emplace_back(std::move(session), say);
-  return true;
+  open_batch_->text_bytes += bytes;
+  ++backlog_;
+  backlog_bytes_ += bytes;
+  return Posted::kOk;
 }
 
 uint64_t Room::Broadcast(const net::SendBufferRef& buf) {
@@ -68,6 +89,10 @@ void Room::RunSays(std::shared_ptr<SayBatch> batch) {
   {
     core::MutexLock lock(post_mu_);
     if (open_batch_ == batch) open_batch_.reset();  // later Says start a new batch
+    // Closed now (no Say joins it any more): out of the backlog. While it is
+    // broadcast, up to one more limit's worth can be accepted behind it.
+    backlog_ -= batch->says.size();
+    backlog_bytes_ -= batch->text_bytes;
   }
   if (scratch_.size() < batch->says.size()) scratch_.resize(batch->says.size());
   std::size_t ready = 0;  // scratch_[0, ready) waits to be broadcast
@@ -86,6 +111,10 @@ void Room::RunSays(std::shared_ptr<SayBatch> batch) {
 }
 
 void Room::Join(ChatSessionRef session) {
+  {
+    core::MutexLock lock(post_mu_);
+    --backlog_;  // ReserveJoin's
+  }
   RoomJoined joined;
   const ErrorCode err = state_.Join(session->user_id(), session->nickname(), joined);
   if (err != ERROR_NONE) {
@@ -134,6 +163,8 @@ void Room::DropMembers() {
   {
     core::MutexLock lock(post_mu_);
     open_batch_.reset();  // its sessions hold this room
+    backlog_ = 0;
+    backlog_bytes_ = 0;
   }
   members_.clear();
   member_index_.clear();

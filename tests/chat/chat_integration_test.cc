@@ -176,14 +176,7 @@ TEST_F(ChatFixture, LongMessagesAndFloodsGetErrorsNotBroadcasts) {
 // member): every member still gets each message once, in order, and
 // deliveries_out counts one per message per member.
 TEST_F(ChatFixture, PipelinedBurstOfSaysReachesEveryMemberOnceInOrder) {
-  ChatConfig config = NoSayLimit();
-  config.frames_per_second = 0;
-  // Frames over 1 KiB: 256 of them (the framer's limit per read) never fit
-  // one read, however the kernel coalesces the writes.
-  config.room.max_text_bytes = 2048;
-  config.send_soft_limit = 8 * 1024 * 1024;
-  config.send_hard_limit = 16 * 1024 * 1024;
-  Start(config);
+  Start(BurstConfig());
   RawClient talker(service_->port()), listener(service_->port());
   ASSERT_EQ(talker.Login("talker"), ERROR_NONE);
   ASSERT_EQ(listener.Login("listener"), ERROR_NONE);
@@ -215,14 +208,7 @@ TEST_F(ChatFixture, PipelinedBurstOfSaysReachesEveryMemberOnceInOrder) {
 // A Join posted while a batch of Says is still open must not let the
 // joiner's own next Say run before its Join (it would be NOT_IN_ROOM).
 TEST_F(ChatFixture, SayPipelinedAfterJoinDuringABurstIsBroadcastAfterTheJoin) {
-  ChatConfig config = NoSayLimit();
-  config.frames_per_second = 0;
-  // Frames over 1 KiB: 256 of them (the framer's limit per read) never fit
-  // one read, however the kernel coalesces the writes.
-  config.room.max_text_bytes = 2048;
-  config.send_soft_limit = 8 * 1024 * 1024;
-  config.send_hard_limit = 16 * 1024 * 1024;
-  Start(config);
+  Start(BurstConfig());
   RawClient talker(service_->port());
   ASSERT_EQ(talker.Login("talker"), ERROR_NONE);
   ASSERT_TRUE(talker.CreateRoom("lobby"));

@@ -1,5 +1,6 @@
-// The chat server's kicks over 127.0.0.1 (issue 7): the idle timeout, and
-// slow consumers kicked with a notice while everyone else loses nothing.
+// The chat server's kicks and refusals over 127.0.0.1 (issue 7): the idle
+// timeout, slow consumers kicked with a notice while everyone else loses
+// nothing, and the room backlog limit.
 // Timing bounds are generous (loaded machines, sanitizers): the tests assert
 // what happens, never how fast.
 #include <gtest/gtest.h>
@@ -117,24 +118,10 @@ TEST_F(ChatFixture, StalledReaderIsKickedAsSlowConsumerAndReadsTheNoticeWhenItCa
   Start(NoSayLimit(SlowConsumerConfig(8000, 1024 * 1024)));
   StartTicker();
   RawClient stalled(service_->port(), 4096), talker(service_->port());
-  ASSERT_EQ(stalled.Login("stalled"), ERROR_NONE);
-  ASSERT_EQ(talker.Login("talker"), ERROR_NONE);
-  ASSERT_TRUE(stalled.CreateRoom("lobby"));
-  ASSERT_TRUE(talker.JoinRoom("lobby"));
+  ASSERT_NO_FATAL_FAILURE(StalledAndTalkerInLobby(stalled, talker));
   // `stalled` reads nothing from here; `talker` reads its own echoes.
-  keel::chat::Say say;
-  say.set_text(std::string(400, 'x'));
-  uint64_t echoed = 0;
-  const auto give_up = std::chrono::steady_clock::now() + 60s;
-  while (server_->counters().slow_consumer_kicks.load() == 0 && std::chrono::steady_clock::now() < give_up) {
-    say.set_client_seq(echoed + 1);
-    ASSERT_TRUE(talker.Send(say));
-    RoomMessage m;
-    ASSERT_TRUE(talker.Expect(kRoomMessageId, m)) << "the talker lost its own message";
-    EXPECT_EQ(m.client_seq(), echoed + 1);
-    ++echoed;
-    if (echoed > 2000) std::this_thread::sleep_for(10ms);  // well past the limit: just wait
-  }
+  TalkUntilKicked(talker, 0);
+  ASSERT_FALSE(HasFailure());
   ASSERT_EQ(server_->counters().slow_consumer_kicks.load(), 1u);
   // Catch up: messages in order with no gap, then the notice, then the close.
   uint64_t last_seq = 0;
@@ -178,21 +165,10 @@ TEST_F(ChatFixture, DeliveriesOutCountsOnlyWhatWasQueuedNotKickedMembers) {
   // No ticker and a long grace: only the broadcast's hard-limit check kicks.
   Start(NoSayLimit(SlowConsumerConfig(60000, 128 * 1024)));
   RawClient stalled(service_->port(), 4096), talker(service_->port());
-  ASSERT_EQ(stalled.Login("stalled"), ERROR_NONE);
-  ASSERT_EQ(talker.Login("talker"), ERROR_NONE);
-  ASSERT_TRUE(stalled.CreateRoom("lobby"));
-  ASSERT_TRUE(talker.JoinRoom("lobby"));
-  keel::chat::Say say;
-  say.set_text(std::string(400, 'x'));
-  uint64_t echoed = 0, after_kick = 0;
-  const auto give_up = std::chrono::steady_clock::now() + 60s;
-  while (after_kick < 20 && std::chrono::steady_clock::now() < give_up) {
-    ASSERT_TRUE(talker.Send(say));
-    RoomMessage m;
-    ASSERT_TRUE(talker.Expect(kRoomMessageId, m)) << "the talker lost its own message";
-    ++echoed;
-    if (server_->counters().slow_consumer_kicks.load() > 0) ++after_kick;
-  }
+  ASSERT_NO_FATAL_FAILURE(StalledAndTalkerInLobby(stalled, talker));
+  uint64_t after_kick = 0;
+  const uint64_t echoed = TalkUntilKicked(talker, 20, &after_kick);
+  ASSERT_FALSE(HasFailure());
   ASSERT_EQ(after_kick, 20u) << "never kicked";
   uint64_t read = 0;
   bool notice = false;
@@ -212,6 +188,169 @@ TEST_F(ChatFixture, DeliveriesOutCountsOnlyWhatWasQueuedNotKickedMembers) {
   const uint64_t out = server_->counters().deliveries_out.load();
   EXPECT_GE(out, echoed + queued_to_stalled - 1);
   EXPECT_LE(out, echoed + queued_to_stalled);
+}
+
+// Holds a room's worker: a job that blocks the room's queue until Release()
+// (or the end of the test, so that a failed assertion cannot hang the
+// fixture's draining shutdown). The room's later jobs wait behind it.
+class HeldRoom {
+ public:
+  explicit HeldRoom(Room& room) {
+    // Shared with the job: it may still be returning from its wait when
+    // this object is gone.
+    if (!room.Post([flags = flags_] {
+          flags->held.store(true);
+          flags->held.notify_all();
+          flags->release.wait(false);
+        })) {
+      ADD_FAILURE() << "the room refused the holding job";
+      return;
+    }
+    flags_->held.wait(false);
+  }
+  ~HeldRoom() { Release(); }
+  void Release() {
+    flags_->release.store(true);
+    flags_->release.notify_all();
+  }
+
+ private:
+  struct Flags {
+    std::atomic<bool> held{false};
+    std::atomic<bool> release{false};
+  };
+  std::shared_ptr<Flags> flags_ = std::make_shared<Flags>();
+};
+
+// Reads `c`'s frames until `errors` Errors have come, skipping presence
+// events; any RoomMessage meanwhile fails (the room's worker is held).
+void ExpectRoomBusyErrors(RawClient& c, int errors, const std::string& room) {
+  for (int seen = 0; seen < errors;) {
+    auto f = c.Next(10s);
+    ASSERT_TRUE(f.has_value()) << "after " << seen << " errors";
+    ASSERT_NE(f->first, kRoomMessageId) << "a message went out while the room was held";
+    if (f->first != kErrorId) continue;
+    Error e;
+    ASSERT_TRUE(e.ParseFromString(f->second));
+    EXPECT_EQ(e.code(), ERROR_ROOM_BUSY);
+    EXPECT_EQ(e.detail(), room);
+    ++seen;
+  }
+}
+
+// Reads `c`'s RoomMessages (skipping presence events) and checks they are
+// exactly `texts`, seqs first_seq.. in order, then nothing but the reply to
+// a heartbeat (a message past the last would come before it).
+void ExpectMessagesThenNothing(RawClient& c, uint64_t first_seq, const std::vector<std::string>& texts) {
+  for (std::size_t i = 0; i < texts.size(); ++i) {
+    RoomMessage m;
+    ASSERT_TRUE(c.Expect(kRoomMessageId, m)) << "message " << i;
+    EXPECT_EQ(m.seq(), first_seq + i);
+    EXPECT_EQ(m.client_seq(), i + 1);
+    EXPECT_EQ(m.text(), texts[i]);
+  }
+  Heartbeat hb;
+  ASSERT_TRUE(c.Send(hb));
+  while (auto f = c.Next(10s)) {
+    ASSERT_NE(f->first, kRoomMessageId) << "a refused message was delivered";
+    if (f->first == kHeartbeatAckId) return;
+  }
+  ADD_FAILURE() << "no heartbeat ack";
+}
+
+// A room whose worker is held accepts Says up to its backlog limit, refuses
+// the rest (and Joins) with ROOM_BUSY, counted; once released, its members
+// get exactly the accepted Says, once, in order. Another room is served
+// meanwhile, and the refused joiner stays where it was.
+TEST_F(ChatFixture, RoomBacklogLimitRefusesSaysPastItAndDeliversTheAcceptedInOrder) {
+  ChatConfig config = NoSayLimit();
+  config.room_backlog = 8;
+  Start(config);
+  RawClient talker(service_->port()), listener(service_->port()), elsewhere(service_->port());
+  ASSERT_EQ(talker.Login("talker"), ERROR_NONE);
+  ASSERT_EQ(listener.Login("listener"), ERROR_NONE);
+  ASSERT_EQ(elsewhere.Login("elsewhere"), ERROR_NONE);
+  ASSERT_TRUE(talker.CreateRoom("held"));
+  ASSERT_TRUE(listener.JoinRoom("held"));
+  ASSERT_TRUE(elsewhere.CreateRoom("free"));
+  const std::shared_ptr<Room> room = server_->FindRoom("held");
+  ASSERT_NE(room, nullptr);
+  HeldRoom hold(*room);
+
+  constexpr uint64_t kSays = 20, kAccepted = 8;
+  std::vector<uint8_t> burst;
+  std::vector<std::string> texts;
+  keel::chat::Say say;
+  for (uint64_t i = 1; i <= kSays; ++i) {
+    say.set_text("say " + std::to_string(i));
+    say.set_client_seq(i);
+    RawClient::AppendFrame(burst, say);
+    if (i <= kAccepted) texts.push_back(say.text());
+  }
+  ASSERT_TRUE(talker.SendBytes(burst));
+  ASSERT_NO_FATAL_FAILURE(ExpectRoomBusyErrors(talker, static_cast<int>(kSays - kAccepted), "held"));
+  // A Join is refused too, before its session leaves the room it is in.
+  JoinRoom join;
+  join.set_name("held");
+  ASSERT_TRUE(elsewhere.Send(join));
+  ASSERT_NO_FATAL_FAILURE(ExpectRoomBusyErrors(elsewhere, 1, "held"));
+  EXPECT_EQ(server_->counters().room_busy.load(), kSays - kAccepted + 1);
+  EXPECT_EQ(server_->counters().messages_in.load(), kAccepted);
+  // The other room is served while this one is held, and `elsewhere` is still in it.
+  say.set_text("still here");
+  say.set_client_seq(1);
+  ASSERT_TRUE(elsewhere.Send(say));
+  RoomMessage m;
+  ASSERT_TRUE(elsewhere.Expect(kRoomMessageId, m));
+  EXPECT_EQ(m.room(), "free");
+  EXPECT_EQ(m.text(), "still here");
+
+  hold.Release();
+  for (RawClient* c : {&talker, &listener}) ASSERT_NO_FATAL_FAILURE(ExpectMessagesThenNothing(*c, 1, texts));
+  // Counted after the room's Sends, so not necessarily by the time the
+  // clients read: wait for it, then check it is exact.
+  auto& out = server_->counters().deliveries_out;
+  EXPECT_TRUE(nt::WaitFor([&] { return out.load() >= 2u * kAccepted + 1; }, 10s));
+  EXPECT_EQ(out.load(), 2u * kAccepted + 1) << "the 8 accepted to 2 members, \"still here\" to 1";
+  // The backlog emptied: the room takes Says again.
+  say.set_text("after");
+  ASSERT_TRUE(talker.Send(say));
+  ASSERT_NO_FATAL_FAILURE(ExpectMessagesThenNothing(listener, kAccepted + 1, {"after"}));
+  EXPECT_EQ(server_->counters().room_busy.load(), kSays - kAccepted + 1);
+}
+
+// The byte limit counts the text of the Says waiting: a Say that would take
+// it past the limit is refused, a shorter one that fits is still accepted.
+TEST_F(ChatFixture, RoomBacklogBytesLimitRefusesASayThatWouldPassIt) {
+  ChatConfig config = NoSayLimit();
+  config.room_backlog_bytes = 1000;
+  Start(config);
+  RawClient talker(service_->port());
+  ASSERT_EQ(talker.Login("talker"), ERROR_NONE);
+  ASSERT_TRUE(talker.CreateRoom("held"));
+  const std::shared_ptr<Room> room = server_->FindRoom("held");
+  ASSERT_NE(room, nullptr);
+  HeldRoom hold(*room);
+  std::vector<uint8_t> burst;
+  std::vector<std::string> texts;
+  keel::chat::Say say;
+  uint64_t client_seq = 0;
+  // 400 + 400 fit, a third 400 would make 1200: refused; 100 makes 900: fits.
+  for (const std::size_t bytes : {std::size_t{400}, std::size_t{400}, std::size_t{400}, std::size_t{100}}) {
+    say.set_text(std::string(bytes, static_cast<char>('a' + texts.size())));
+    if (bytes == 100 || texts.size() < 2) {
+      say.set_client_seq(++client_seq);
+      texts.push_back(say.text());
+    } else {
+      say.set_client_seq(99);
+    }
+    RawClient::AppendFrame(burst, say);
+  }
+  ASSERT_TRUE(talker.SendBytes(burst));
+  ASSERT_NO_FATAL_FAILURE(ExpectRoomBusyErrors(talker, 1, "held"));
+  EXPECT_EQ(server_->counters().room_busy.load(), 1u);
+  hold.Release();
+  ASSERT_NO_FATAL_FAILURE(ExpectMessagesThenNothing(talker, 1, texts));
 }
 
 }  // namespace
