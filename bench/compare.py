@@ -7,7 +7,9 @@ program names each group's baseline impl in its context:
 Every impl is then paired with the baseline run of the same group and case,
 and the ratio of median CPU time per operation is printed (below 1.0: faster
 than the baseline). Repetitions and CPU pinning are applied here, so every
-number in docs/benchmarks.md comes from the same command shape:
+number in docs/benchmarks.md comes from the same command shape. Repetitions of
+all benchmarks are interleaved at random (Google Benchmark's
+--benchmark_enable_random_interleaving) unless --in-order:
 
     bench/compare.py --cpus 0,1 --repetitions 5 build/release/keel/core/keel_core_bench
 """
@@ -37,6 +39,10 @@ def run(args):
         cmd.append(f"--benchmark_min_time={args.min_time}")
     if args.filter:
         cmd.append(f"--benchmark_filter={args.filter}")
+    if not args.in_order:
+        # Shuffle the repetitions of every benchmark together, so that load
+        # from other processes falls on each implementation alike.
+        cmd.append("--benchmark_enable_random_interleaving=true")
     cmd += args.extra
     print("$ " + " ".join(cmd), file=sys.stderr)
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL if args.quiet else None)
@@ -100,6 +106,9 @@ def main():
     p.add_argument("--filter", default="")
     p.add_argument("--json", default="", help="also save the raw JSON here")
     p.add_argument("--quiet", action="store_true", help="hide the program's own table")
+    p.add_argument("--in-order", action="store_true",
+                   help="run each benchmark's repetitions back to back (the default "
+                        "interleaves all repetitions at random)")
     p.add_argument("extra", nargs="*", help="more benchmark flags (after --)")
     args = p.parse_args()
     data = run(args)
