@@ -321,9 +321,21 @@ void IoLoop::OnRecvDone(Session* s, int32_t result) {
   SessionCore& core = *s->core_;
   core.recv_in_flight = false;
   if (core.state.load(std::memory_order_relaxed) != SessionState::kOpen) return;
+  if (core.lingering) {
+    // Flushed and shut down for writing: drop what the peer still sends
+    // until its EOF (or an error), then close with nothing unread.
+    if (result <= 0) {
+      CloseOnLoop(s);
+      return;
+    }
+    NetCounters::Add(counters_->linger_discarded_bytes, static_cast<uint64_t>(result));
+    StartRecvOnLoop(s);  // the bytes were never committed: no growth
+    return;
+  }
   if (result == 0) {
     // FIN: the peer will send no more, but may still read (half-close), so
     // what is queued is written first.
+    core.peer_fin = true;
     DisconnectReason none = DisconnectReason::kNone;
     core.reason.compare_exchange_strong(none, DisconnectReason::kPeerClosed);
     CloseAfterFlushOnLoop(s, 1000);
@@ -365,7 +377,7 @@ void IoLoop::FlushOnLoop(Session* s) {
     if (empty) core.flush_scheduled = false;
   }
   if (empty) {
-    if (core.flush_then_close) CloseOnLoop(s);
+    if (core.flush_then_close) FlushedThenCloseOnLoop(s);
     return;
   }
   core.iov.resize(core.inflight.size());
@@ -470,6 +482,26 @@ void IoLoop::CloseAfterFlushOnLoop(Session* s, uint32_t timeout_ms) {
     if (Session* x = Lookup(slot, gen)) CloseOnLoop(x);
   });
   FlushOnLoop(s);  // closes at once when nothing is queued
+}
+
+void IoLoop::FlushedThenCloseOnLoop(Session* s) {
+  SessionCore& core = *s->core_;
+  if (core.lingering) return;  // already shut down, waiting for the peer's EOF
+  if (!config_.linger_close || core.peer_fin || core.fd < 0) {
+    CloseOnLoop(s);
+    return;
+  }
+  // FIN after the last byte; the peer reads everything, then EOF. Closing
+  // now would send RST instead if any of its bytes sat unread here (reads
+  // stop once a close is requested), and an RST can destroy what it has not
+  // read yet. The close timer set by CloseAfterFlushOnLoop still bounds it.
+  if (::shutdown(core.fd, SHUT_WR) != 0) {
+    CloseOnLoop(s);
+    return;
+  }
+  core.lingering = true;
+  NetCounters::Add(counters_->lingering_closes);
+  if (!core.recv_in_flight) StartRecvOnLoop(s);
 }
 
 void IoLoop::CloseWithNoticeOnLoop(Session* s, SendBufferRef notice, uint32_t timeout_ms) {

@@ -116,6 +116,9 @@ class IoLoop {
   void FinalizeOnLoop(Session* s);
   void CloseAfterFlushOnLoop(Session* s, uint32_t timeout_ms);
   void CloseWithNoticeOnLoop(Session* s, SendBufferRef notice, uint32_t timeout_ms);
+  // Everything written on a flush-then-close session: closes, or lingers
+  // (shutdown(SHUT_WR), drain until the peer's EOF; NetConfig::linger_close).
+  void FlushedThenCloseOnLoop(Session* s);
   void DropUntouchedInflight(Session* s);
   void ShutdownOnLoop();
   void FailOnLoop(int err);

@@ -6,8 +6,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <thread>
+#include <vector>
 
 #include "keel/net/internal/backend_testing.h"
 #include "keel/net/service.h"
@@ -203,6 +205,84 @@ TEST_P(NetTestClosing, DisconnectWithNoticeClosesAtTheTimeoutWhenThePeerNeverRea
   EXPECT_EQ(server_->stats().Disconnects(DisconnectReason::kSlowConsumer), 1u);
   EXPECT_EQ(server_->stats().queued_bytes, 0u);
   ::close(fd);
+  s = nullptr;
+  std::lock_guard<std::mutex> g(log_.mu);
+  log_.sessions.clear();
+}
+
+// Kicked while it keeps sending: the server stops reading at the kick, so
+// bytes pile up unread in its socket. Closing then would make the kernel
+// send RST, and the client would lose what it had not read yet (the notice
+// first) and see ECONNRESET. With linger_close the server shuts down its
+// write side after the notice, drains until the client's EOF, and closes
+// with nothing unread: the client reads the notice, then EOF, never RST.
+TEST_P(NetTestClosing, KickWhileThePeerKeepsSendingEndsWithTheNoticeThenEofNotRst) {
+  log_.keep = true;
+  NetConfig cfg = TestConfig(GetParam(), 1);
+  cfg.socket_send_buffer = 16 * 1024;
+  cfg.send_hard_limit = 64u << 20;
+  StartServer<SinkSession>(cfg);
+  const int fd = ConnectClient(port_, true, 16 * 1024);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(WaitFor([&] { return server_->stats().sessions_open == 1; }));
+  SessionRef s;
+  {
+    std::lock_guard<std::mutex> g(log_.mu);
+    s = log_.sessions.at(0);
+  }
+  // The client does not read yet: 1 MiB stays partly written.
+  ASSERT_TRUE(s->Send(SendBuffer::Allocate(1u << 20)));
+  ASSERT_TRUE(WaitFor([&] { return server_->stats().bytes_sent > 0; }));
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> client_sent{0};
+  std::thread sender([&] {
+    const std::vector<uint8_t> chunk(4096, 0x5a);
+    while (!stop.load()) {
+      const ssize_t n = ::send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) continue;  // SO_SNDTIMEO
+      if (n <= 0) break;
+      client_sent.fetch_add(static_cast<uint64_t>(n));
+    }
+  });
+  ASSERT_TRUE(WaitFor([&] { return server_->stats().bytes_received > 0; }));
+  const SendBufferRef notice = NoticeFrame(kNoticeSeq, 100);
+  ASSERT_TRUE(s->DisconnectWithNotice(notice, DisconnectReason::kProtocolError, 10000));
+  // The server reads no more: what the client sends now stays unread there.
+  const uint64_t at_kick = client_sent.load();
+  ASSERT_TRUE(WaitFor([&] { return client_sent.load() >= at_kick + 32 * 1024; }));
+
+  std::vector<uint8_t> all;
+  ssize_t last = 0;
+  int last_errno = 0;
+  {
+    uint8_t buf[65536];
+    for (;;) {
+      last = ::recv(fd, buf, sizeof buf, 0);
+      if (last < 0 && errno == EINTR) continue;
+      if (last <= 0) {
+        last_errno = last < 0 ? errno : 0;
+        break;
+      }
+      all.insert(all.end(), buf, buf + last);
+    }
+  }
+  stop = true;
+  sender.join();
+  EXPECT_EQ(last, 0) << "the read ended with " << std::strerror(last_errno)
+                     << " (RST), not EOF";
+  ASSERT_GE(all.size(), notice->size());
+  EXPECT_EQ(0, std::memcmp(all.data() + all.size() - notice->size(), notice->data(), notice->size()))
+      << "the last bytes read are not the notice";
+  ::shutdown(fd, SHUT_WR);  // the client is done too: the server stops lingering
+  ASSERT_TRUE(WaitFor([&] { return log_.disconnected.load() == 1; }));
+  EXPECT_EQ(::recv(fd, all.data(), 1, 0), 0) << "after the server closed: " << std::strerror(errno);
+  ::close(fd);
+  const NetStats st = server_->stats();
+  EXPECT_EQ(st.Disconnects(DisconnectReason::kProtocolError), 1u);
+  EXPECT_EQ(st.lingering_closes, 1u);
+  EXPECT_GE(st.linger_discarded_bytes, 16u * 1024) << "what the client sent after the kick";
+  EXPECT_EQ(st.queued_bytes, 0u);
   s = nullptr;
   std::lock_guard<std::mutex> g(log_.mu);
   log_.sessions.clear();

@@ -48,6 +48,13 @@ struct NetConfig {
   uint32_t send_soft_grace_ms = 2000;
   std::size_t send_hard_limit = 4 * 1024 * 1024;  // over it at once: kSlowConsumer
   std::size_t max_gather = 64;                 // buffers gathered into one write
+  // Closing after a flush (DisconnectAfterFlush, DisconnectWithNotice; not
+  // when the peer closed first): once the last byte is written, shut down
+  // the write side (FIN) and read and discard until the peer closes or the
+  // close timeout, so that bytes the peer is still sending do not turn the
+  // close into an RST that destroys the last bytes (a kick's notice) before
+  // the peer reads them. false: close as soon as the last byte is written.
+  bool linger_close = true;
 
   // Socket options.
   bool tcp_nodelay = true;

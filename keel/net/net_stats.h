@@ -25,6 +25,8 @@ struct NetStats {
   uint64_t flush_posts = 0;          // flushes posted to a loop by Sends on other threads
   uint64_t notice_disconnects = 0;   // DisconnectWithNotice calls that took effect
   uint64_t notice_dropped_bytes = 0; // queued bytes DisconnectWithNotice dropped unsent
+  uint64_t lingering_closes = 0;     // closes that shut down the write side and drained first
+  uint64_t linger_discarded_bytes = 0;  // bytes read and dropped while lingering
   uint64_t loops_failed = 0;         // IO loops stopped by a fatal backend error (ADR 0011)
   uint64_t send_soft_limit_hits = 0; // sessions that went over the soft limit
   uint64_t accept_pauses = 0;        // EMFILE/ENFILE/fd-reserve pauses

@@ -22,6 +22,8 @@ struct NetCounters {
   std::atomic<uint64_t> flush_posts{0};
   std::atomic<uint64_t> notice_disconnects{0};
   std::atomic<uint64_t> notice_dropped_bytes{0};
+  std::atomic<uint64_t> lingering_closes{0};
+  std::atomic<uint64_t> linger_discarded_bytes{0};
   std::atomic<uint64_t> loops_failed{0};
   std::atomic<uint64_t> send_soft_limit_hits{0};
   std::atomic<uint64_t> accept_pauses{0};
@@ -46,6 +48,8 @@ struct NetCounters {
     s.flush_posts = ld(flush_posts);
     s.notice_disconnects = ld(notice_disconnects);
     s.notice_dropped_bytes = ld(notice_dropped_bytes);
+    s.lingering_closes = ld(lingering_closes);
+    s.linger_discarded_bytes = ld(linger_discarded_bytes);
     s.loops_failed = ld(loops_failed);
     s.send_soft_limit_hits = ld(send_soft_limit_hits);
     s.accept_pauses = ld(accept_pauses);

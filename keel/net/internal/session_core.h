@@ -58,6 +58,10 @@ struct SessionCore {
   bool send_in_flight = false;
   bool cancelled = false;
   bool flush_then_close = false;
+  // Flushed, write side shut down: reads are discarded until the peer's EOF
+  // (NetConfig::linger_close).
+  bool lingering = false;
+  bool peer_fin = false;  // the peer closed first: nothing to wait for
   // DisconnectWithNotice while a write was in flight: when it completes, drop
   // the buffers of it the kernel did not touch.
   bool drop_untouched_inflight = false;
