@@ -3,6 +3,8 @@
 // no lock; only the posting side (open_batch_) is shared.
 #include "apps/chat_server/chat_server.h"
 
+#include <cassert>
+
 namespace keel::chat {
 
 Room::Room(job::WorkerGroup& group, ChatServer& server, std::string name, RoomLimits limits)
@@ -20,6 +22,7 @@ bool Room::PostJoin(ChatSessionRef session) {
   core::MutexLock lock(post_mu_);
   open_batch_.reset();  // later Says run after this Join
   if (PostCall(&Room::Join, std::move(session))) return true;
+  assert(backlog_ > 0 && "PostJoin without ReserveJoin");
   --backlog_;  // ReserveJoin's
   return false;
 }
@@ -113,6 +116,7 @@ void Room::RunSays(std::shared_ptr<SayBatch> batch) {
 void Room::Join(ChatSessionRef session) {
   {
     core::MutexLock lock(post_mu_);
+    assert(backlog_ > 0 && "a Join posted without ReserveJoin");
     --backlog_;  // ReserveJoin's
   }
   RoomJoined joined;

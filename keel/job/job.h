@@ -7,6 +7,7 @@
 // A Job is a value owned by whoever holds it; not thread-safe (move it to the
 // thread that runs it).
 
+#include <cassert>
 #include <cstddef>
 #include <memory>
 #include <new>
@@ -20,8 +21,7 @@ class Job {
   // A shared_ptr, a member-function pointer and two words of arguments fit.
   static constexpr std::size_t kInlineSize = 48;
   // Word alignment, not max_align_t's 16: with the ops pointer first, a Job
-  // is 56 bytes and the first 40 bytes of a callable share a JobNode's
-  // first cache line with the node's link and the ops pointer (job_list.h).
+  // is 56 bytes and a JobNode 72 (job_list.h: link, label, ops, callable).
   // A callable that needs more alignment goes to the heap.
   static constexpr std::size_t kInlineAlign = alignof(void*);
 
@@ -55,7 +55,10 @@ class Job {
   // Takes `other`'s callable; this Job must be empty. Unlike move
   // assignment it never reads this Job first: a pooled JobNode's Job was
   // last written on another core, and that read would be a cache miss.
-  void AssignToEmpty(Job&& other) noexcept { MoveFrom(other); }
+  void AssignToEmpty(Job&& other) noexcept {
+    assert(ops_ == nullptr && "AssignToEmpty on a Job that holds a callable");
+    MoveFrom(other);
+  }
 
   // Runs the callable; the Job must not be empty.
   void operator()() { ops_->invoke(storage_); }

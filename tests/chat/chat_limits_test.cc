@@ -211,7 +211,12 @@ class HeldRoom {
       ADD_FAILURE() << "the room refused the holding job";
       return;
     }
-    flags_->held.wait(false);
+    // Bounded: a holding job that never starts fails the test, not hangs it.
+    // (The fixture runs 2 logic workers, so other rooms keep running.)
+    if (!nt::WaitFor([&] { return flags_->held.load(); }, 10s)) {
+      ADD_FAILURE() << "the holding job did not start";
+      Release();
+    }
   }
   ~HeldRoom() { Release(); }
   void Release() {
@@ -322,6 +327,37 @@ TEST_F(ChatFixture, RoomBacklogLimitRefusesSaysPastItAndDeliversTheAcceptedInOrd
   ASSERT_TRUE(talker.Send(say));
   ASSERT_NO_FATAL_FAILURE(ExpectMessagesThenNothing(listener, kAccepted + 1, {"after"}));
   EXPECT_EQ(server_->counters().room_busy.load(), kSays - kAccepted + 1);
+}
+
+// A full room refuses a Join with ROOM_FULL before the session leaves the
+// room it is in: it keeps talking there.
+TEST_F(ChatFixture, FullRoomRefusesAJoinAndTheSessionStaysInItsRoom) {
+  ChatConfig config = NoSayLimit();
+  config.room.max_members = 1;
+  Start(config);
+  RawClient owner(service_->port()), other(service_->port());
+  ASSERT_EQ(owner.Login("owner"), ERROR_NONE);
+  ASSERT_EQ(other.Login("other"), ERROR_NONE);
+  ASSERT_TRUE(owner.CreateRoom("solo"));
+  ASSERT_TRUE(other.CreateRoom("mine"));
+  ASSERT_TRUE(nt::WaitFor([&] {
+    const auto solo = server_->FindRoom("solo");
+    return solo != nullptr && solo->size() == 1;
+  }, 10s));
+  JoinRoom join;
+  join.set_name("solo");
+  ASSERT_TRUE(other.Send(join));
+  Error e;
+  ASSERT_TRUE(other.Expect(kErrorId, e));
+  EXPECT_EQ(e.code(), ERROR_ROOM_FULL);
+  keel::chat::Say say;
+  say.set_text("still mine");
+  say.set_client_seq(1);
+  ASSERT_TRUE(other.Send(say));
+  RoomMessage m;
+  ASSERT_TRUE(other.Expect(kRoomMessageId, m)) << "the session left its room for none";
+  EXPECT_EQ(m.room(), "mine");
+  EXPECT_EQ(m.text(), "still mine");
 }
 
 // The byte limit counts the text of the Says waiting: a Say that would take

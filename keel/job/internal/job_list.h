@@ -23,7 +23,7 @@ namespace keel::job::internal {
 // chunks, 16-aligned). Aligning nodes to 64 bytes was measured and lost:
 // `new` of an over-aligned type goes to aligned_alloc, slow when producers
 // outrun the workers and the node caches run dry (fan-in to 1000 actors
-// 1.20-1.26x CPU; docs/job.md).
+// 1.04-1.26x CPU in three runs; docs/job.md).
 struct JobNode : lockfree::MpscNode {
   const char* label = "job";  // a string literal, for the stall watchdog
   Job job;
