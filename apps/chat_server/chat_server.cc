@@ -61,6 +61,12 @@ void ChatSession::OnConnected() { server_.OnOpened(*this); }
 
 proto::RejectReason ChatSession::OnFrame(const proto::Frame& frame) {
   last_frame_ns_.store(NowNs(), std::memory_order_relaxed);  // only a time: no ordering needed
+  if (join_refused_by_.load(std::memory_order_relaxed) != nullptr) [[unlikely]] {
+    // The room this session moved to refused its Join: it is in no room.
+    // (Every handler runs after this, so a refusal is consumed before the
+    // session can post another Join to the same room.)
+    if (join_refused_by_.exchange(nullptr, std::memory_order_acquire) == room_.get()) room_.reset();
+  }
   return server_.Dispatch(ChatSessionRef(this), frame);
 }
 
@@ -182,7 +188,8 @@ void ChatServer::MoveTo(ChatSession& session, const std::shared_ptr<Room>& room)
   // A room already full refuses here, with the session still in its old
   // room. (The room's own check in Room::Join still decides a race: if it
   // fills up between this read and the Join, the session has left its old
-  // room and is in none; docs/chat.md.)
+  // room and is in none: Room::Join marks it, ChatSession::OnFrame clears
+  // room_; docs/chat.md.)
   if (room->size() >= config_.room.max_members) {
     return SendError(session, ERROR_ROOM_FULL, room->room_name());
   }

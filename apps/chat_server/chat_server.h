@@ -67,6 +67,7 @@ class ChatSession : public proto::PacketSession {
 
  private:
   friend class ChatServer;
+  friend class Room;
   ChatServer& server_;
   const int64_t connected_at_ns_;
   // Written once at login on the IO thread; release pairs with the acquire
@@ -74,6 +75,10 @@ class ChatSession : public proto::PacketSession {
   std::atomic<uint64_t> user_id_{0};
   std::string nickname_;
   std::shared_ptr<Room> room_;  // IO thread only
+  // A room whose Join job refused this session (full by the time it ran):
+  // set by that room's worker, consumed on the IO thread before the next
+  // frame, which then drops room_ if it still names that room.
+  std::atomic<const Room*> join_refused_by_{nullptr};
   std::atomic<int64_t> last_frame_ns_;     // written on the IO thread, read by Tick
   std::atomic<int64_t> over_soft_since_ns_{0};  // Tick: queue over the soft limit since (0: not)
   std::atomic<bool> kicked_{false};

@@ -122,6 +122,9 @@ void Room::Join(ChatSessionRef session) {
   RoomJoined joined;
   const ErrorCode err = state_.Join(session->user_id(), session->nickname(), joined);
   if (err != ERROR_NONE) {
+    // Before the error goes out: a client that reads it and sends its next
+    // frame finds the mark (release pairs with OnFrame's acquire).
+    session->join_refused_by_.store(this, std::memory_order_release);
     server_.SendError(*session, err, state_.name());
     return;
   }

@@ -360,6 +360,46 @@ TEST_F(ChatFixture, FullRoomRefusesAJoinAndTheSessionStaysInItsRoom) {
   EXPECT_EQ(m.text(), "still mine");
 }
 
+// Two Joins pass the IO threads' full-room check while the room's worker is
+// held; the room takes the first and refuses the second. The refused
+// session has left its old room and is in none: joining the room again is
+// refused as full (not "already in room"), and leaving says it is in none.
+TEST_F(ChatFixture, JoinRefusedByTheRoomLeavesTheSessionInNoRoom) {
+  ChatConfig config = NoSayLimit();
+  config.room.max_members = 1;
+  Start(config);
+  RawClient first(service_->port()), second(service_->port());
+  ASSERT_EQ(first.Login("first"), ERROR_NONE);
+  ASSERT_EQ(second.Login("second"), ERROR_NONE);
+  ASSERT_TRUE(second.CreateRoom("mine"));
+  ASSERT_TRUE(server_->CreateEmptyRoom("solo"));
+  const std::shared_ptr<Room> solo = server_->FindRoom("solo");
+  ASSERT_NE(solo, nullptr);
+  {
+    HeldRoom hold(*solo);
+    const std::size_t held = solo->Depth();  // the running holder counts until its slice ends
+    JoinRoom join;
+    join.set_name("solo");
+    ASSERT_TRUE(first.Send(join));
+    // Both Joins are queued on the held room, in this order, before it runs either.
+    ASSERT_TRUE(nt::WaitFor([&] { return solo->Depth() >= held + 1; }, 10s));
+    ASSERT_TRUE(second.Send(join));
+    ASSERT_TRUE(nt::WaitFor([&] { return solo->Depth() >= held + 2; }, 10s));
+  }
+  ASSERT_TRUE(first.ExpectJoined());
+  Error e;
+  ASSERT_TRUE(second.Expect(kErrorId, e));
+  EXPECT_EQ(e.code(), ERROR_ROOM_FULL);
+  JoinRoom again;
+  again.set_name("solo");
+  ASSERT_TRUE(second.Send(again));
+  ASSERT_TRUE(second.Expect(kErrorId, e));
+  EXPECT_EQ(e.code(), ERROR_ROOM_FULL) << "the session still thought it was in the room";
+  ASSERT_TRUE(second.Send(LeaveRoom()));
+  ASSERT_TRUE(second.Expect(kErrorId, e));
+  EXPECT_EQ(e.code(), ERROR_NOT_IN_ROOM);
+}
+
 // The byte limit counts the text of the Says waiting: a Say that would take
 // it past the limit is refused, a shorter one that fits is still accepted.
 TEST_F(ChatFixture, RoomBacklogBytesLimitRefusesASayThatWouldPassIt) {
