@@ -14,7 +14,8 @@
 //     msg_iov points at the caller's iovec array, which the caller keeps valid
 //     until the completion) and the sockaddr copy of a Connect. Why SENDMSG
 //     and not WRITEV: MSG_NOSIGNAL (no SIGPIPE on a reset peer) exists only on
-//     the socket verbs, and IORING_OP_SENDMSG is the gathered one (5.3+).
+//     the socket verbs, and IORING_OP_SENDMSG is the gathered one (5.3+). A
+//     write of one buffer is an IORING_OP_SEND (no msghdr to copy in).
 //   - Buffer lending: recv buffers and iovec arrays are lent by the caller
 //     until the op's final completion, cancellation included; the destructor
 //     cancels and drains whatever is still in flight (bounded) so the kernel
@@ -48,7 +49,7 @@
 //     that thread only; the destructor may run elsewhere, but then it cannot
 //     drain ops still in flight (the kernel refuses a second issuer).
 //   - Probing: opcodes through io_uring_get_probe_ring (5.6+ required:
-//     ACCEPT, CONNECT, RECV, SENDMSG, READ, ASYNC_CANCEL); IORING_OP_SOCKET
+//     ACCEPT, CONNECT, RECV, SEND, SENDMSG, READ, ASYNC_CANCEL); IORING_OP_SOCKET
 //     (5.19) stands for "multishot accept and cancel-by-fd exist", which came
 //     in the same release. IORING_FEAT_NODROP (5.5) is required: without it a
 //     CQ overflow would lose completions, breaking "exactly once".
@@ -201,8 +202,9 @@ bool UringBackend::Init(const Options& opt, std::string* error) {
   }
   struct Need { int op; const char* name; };
   const Need need[] = {{IORING_OP_ACCEPT, "ACCEPT"}, {IORING_OP_CONNECT, "CONNECT"},
-                       {IORING_OP_RECV, "RECV"}, {IORING_OP_SENDMSG, "SENDMSG"},
-                       {IORING_OP_READ, "READ"}, {IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"}};
+                       {IORING_OP_RECV, "RECV"}, {IORING_OP_SEND, "SEND"},
+                       {IORING_OP_SENDMSG, "SENDMSG"}, {IORING_OP_READ, "READ"},
+                       {IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"}};
   for (const Need& n : need) {
     if (!io_uring_opcode_supported(probe, n.op)) {
       if (error) *error = std::string("io_uring: kernel lacks IORING_OP_") + n.name;
@@ -408,6 +410,16 @@ void UringBackend::Send(int fd, const iovec* iov, int iovcnt, uint64_t user_data
   const uint32_t index = NewOp(OpKind::kSend, fd, user_data);
   Op& op = ops_[index];
   if (iovcnt < 0) return Fail(index, EINVAL);
+  if (iovcnt == 1) {
+    // One buffer (every echo, most replies): IORING_OP_SEND. SENDMSG would
+    // make the kernel copy and check a msghdr and import an iovec per write
+    // (io_msg_copy_hdr: 1.6% of the server's CPU samples at 1000 x 4 KiB echo).
+    io_uring_sqe* sqe = SqeFor(index);
+    if (sqe == nullptr) return;
+    io_uring_prep_send(sqe, fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, Key(op, index));
+    return;
+  }
   op.msg = msghdr{};
   op.msg.msg_iov = const_cast<iovec*>(iov);  // the kernel only reads it
   op.msg.msg_iovlen = static_cast<std::size_t>(iovcnt);
