@@ -100,6 +100,8 @@ class IoLoop {
   void RunTimers();
   int NextTimeoutMs();
   void Dispatch(const internal::Completion& c);
+  void PrefetchSession(const internal::Completion& c) const noexcept;
+  void PrefetchCore(const internal::Completion& c) const noexcept;
 
   uint32_t RegisterOnLoop(const SessionRef& s, int fd);
   uint64_t UserData(const internal::SessionCore& core) const noexcept;
