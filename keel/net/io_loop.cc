@@ -33,7 +33,13 @@ DisconnectReason ReasonForErrno(int err) noexcept {
 
 IoLoop::IoLoop(uint32_t index, const NetConfig& config, std::unique_ptr<internal::Backend> backend,
                std::shared_ptr<NetCounters> counters)
-    : index_(index), config_(config), backend_(std::move(backend)), counters_(std::move(counters)) {}
+    : index_(index),
+      config_(config),
+      backend_(std::move(backend)),
+      counters_(std::move(counters)),
+      // The Service sizes `traffic` to its io_threads; the clamp only keeps a
+      // misconfigured loop in bounds.
+      traffic_(counters_->traffic[index_ < counters_->loop_count ? index_ : 0]) {}
 
 IoLoop::~IoLoop() {
   // Work posted after Run() returned (an accepted fd handed over by loop 0
@@ -361,8 +367,8 @@ void IoLoop::OnRecvDone(Session* s, int32_t result) {
     return;
   }
   const auto n = static_cast<std::size_t>(result);
-  NetCounters::Add(counters_->recv_ops);
-  NetCounters::Add(counters_->bytes_received, n);
+  internal::LoopTraffic::Bump(traffic_.recv_ops);
+  internal::LoopTraffic::Bump(traffic_.bytes_received, n);
   core.recv.CommitWrite(n);
   const std::size_t used = s->OnRecv(core.recv.Readable());
   core.recv.Consume(used);
@@ -418,8 +424,8 @@ void IoLoop::OnSendDone(Session* s, int32_t result) {
     return;
   }
   const auto written = static_cast<std::size_t>(result);
-  NetCounters::Add(counters_->send_ops);
-  NetCounters::Add(counters_->bytes_sent, written);
+  internal::LoopTraffic::Bump(traffic_.send_ops);
+  internal::LoopTraffic::Bump(traffic_.bytes_sent, written);
   core.queued.fetch_sub(written, std::memory_order_relaxed);
   NetCounters::Sub(counters_->queued_bytes, written);
   std::size_t left = written;

@@ -126,6 +126,8 @@ class IoLoop {
   const NetConfig& config_;
   std::unique_ptr<internal::Backend> backend_;
   std::shared_ptr<internal::NetCounters> counters_;
+  // This loop's own traffic counters (single writer: this thread).
+  internal::LoopTraffic& traffic_;
   std::atomic<std::thread::id> thread_id_{};
 
   core::SpinLock post_mu_{"IoLoop.post"};
