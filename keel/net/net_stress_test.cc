@@ -65,8 +65,9 @@ TEST_P(NetTest, TenThousandChurnCyclesLeaveFdsAndGaugesAtStart) {
   // listen backlog when the threads are joined (sessions_open is 0 then too).
   EXPECT_TRUE(WaitFor([&] {
     const NetStats s = server_->stats();
-    return s.sessions_accepted == static_cast<uint64_t>(kCycles) && log_.disconnected.load() == kCycles &&
-           s.sessions_open == 0 && s.queued_bytes == 0 && CountOpenFds() == fds_before;
+    return s.sessions_accepted == static_cast<uint64_t>(kCycles) &&
+           log_.disconnected.load() == kCycles && s.sessions_open == 0 && s.queued_bytes == 0 &&
+           CountOpenFds() == fds_before;
   }, std::chrono::seconds(30)));
   EXPECT_EQ(server_->stats().sessions_accepted, static_cast<uint64_t>(kCycles));
   EXPECT_EQ(log_.disconnected.load(), kCycles);
