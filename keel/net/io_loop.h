@@ -100,6 +100,8 @@ class IoLoop {
   void RunTimers();
   int NextTimeoutMs();
   void Dispatch(const internal::Completion& c);
+  void PrefetchSession(const internal::Completion& c) const noexcept;
+  void PrefetchCore(const internal::Completion& c) const noexcept;
 
   uint32_t RegisterOnLoop(const SessionRef& s, int fd);
   uint64_t UserData(const internal::SessionCore& core) const noexcept;
@@ -127,6 +129,8 @@ class IoLoop {
   const NetConfig& config_;
   std::unique_ptr<internal::Backend> backend_;
   std::shared_ptr<internal::NetCounters> counters_;
+  // This loop's own traffic counters (single writer: this thread).
+  internal::LoopTraffic& traffic_;
   std::atomic<std::thread::id> thread_id_{};
 
   core::SpinLock post_mu_{"IoLoop.post"};

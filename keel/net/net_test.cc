@@ -95,6 +95,33 @@ TEST_P(NetTest, EchoesOneByteDribble) {
   ::close(fd);
 }
 
+// Each loop counts its own reads and writes (single-writer counters); the
+// Service's stats add up every loop's.
+TEST_P(NetTest, StatsCountTheTrafficOfEveryLoop) {
+  StartServer<EchoSession>();  // two IO threads: clients land on both loops
+  constexpr int kClients = 8;
+  uint64_t total = 0;
+  for (int i = 0; i < kClients; ++i) {
+    const int fd = ConnectClient(port_);
+    ASSERT_GE(fd, 0);
+    auto msg = Pattern(100 + static_cast<std::size_t>(i), static_cast<uint32_t>(i));
+    ASSERT_TRUE(SendAll(fd, msg.data(), msg.size()));
+    std::vector<uint8_t> got(msg.size());
+    ASSERT_TRUE(RecvAll(fd, got.data(), got.size()));
+    ASSERT_EQ(got, msg);
+    total += msg.size();
+    ::close(fd);
+  }
+  EXPECT_TRUE(WaitFor([&] {
+    const NetStats st = server_->stats();
+    return st.bytes_received == total && st.bytes_sent == total;
+  })) << "received " << server_->stats().bytes_received << ", sent " << server_->stats().bytes_sent
+      << ", want " << total;
+  const NetStats st = server_->stats();
+  EXPECT_GE(st.recv_ops, static_cast<uint64_t>(kClients));
+  EXPECT_GE(st.send_ops, static_cast<uint64_t>(kClients));
+}
+
 TEST_P(NetTest, EchoesOneMebibyteMessages) {
   StartServer<EchoSession>();
   const int fd = ConnectClient(port_);

@@ -76,6 +76,7 @@ Service::Service(NetConfig config, SessionFactory factory) : impl_(std::make_uni
   impl_->config = std::move(config);
   impl_->factory = std::move(factory);
   if (impl_->config.io_threads == 0) impl_->config.io_threads = 1;
+  impl_->counters = std::make_shared<internal::NetCounters>(impl_->config.io_threads);
   if (impl_->config.max_gather == 0) impl_->config.max_gather = 1;
   impl_->chosen = impl_->config.backend;
 }

@@ -4,21 +4,39 @@
 // ownership). Relaxed: each is an independent counter or gauge.
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 
 #include "keel/net/net_stats.h"
 
 namespace keel::net::internal {
 
-struct NetCounters {
-  std::atomic<uint64_t> sessions_open{0};
-  std::atomic<uint64_t> queued_bytes{0};
-  std::atomic<uint64_t> sessions_accepted{0};
-  std::atomic<uint64_t> sessions_connected{0};
+// The traffic counters of one IoLoop, bumped once or twice per read and per
+// write. Only that loop's thread writes them, so a bump is a relaxed load and
+// store, not a locked read-modify-write (four of those per echoed message
+// were on the hot path); any thread may read them. One cache line per loop:
+// loops never write a line another loop writes.
+struct alignas(64) LoopTraffic {
   std::atomic<uint64_t> bytes_received{0};
   std::atomic<uint64_t> bytes_sent{0};
   std::atomic<uint64_t> recv_ops{0};
   std::atomic<uint64_t> send_ops{0};
+
+  // Single writer only (the owning loop's thread).
+  static void Bump(std::atomic<uint64_t>& c, uint64_t n = 1) noexcept {
+    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+};
+
+struct NetCounters {
+  explicit NetCounters(std::size_t loops = 1)
+      : loop_count(loops == 0 ? 1 : loops), traffic(std::make_unique<LoopTraffic[]>(loop_count)) {}
+
+  std::atomic<uint64_t> sessions_open{0};
+  std::atomic<uint64_t> queued_bytes{0};
+  std::atomic<uint64_t> sessions_accepted{0};
+  std::atomic<uint64_t> sessions_connected{0};
   std::atomic<uint64_t> flush_posts{0};
   std::atomic<uint64_t> notice_disconnects{0};
   std::atomic<uint64_t> notice_dropped_bytes{0};
@@ -29,6 +47,8 @@ struct NetCounters {
   std::atomic<uint64_t> accept_pauses{0};
   std::atomic<uint64_t> sessions_refused{0};
   std::atomic<uint64_t> disconnects[kDisconnectReasonCount]{};
+  const std::size_t loop_count;
+  const std::unique_ptr<LoopTraffic[]> traffic;  // one per IoLoop, by index
 
   static void Add(std::atomic<uint64_t>& c, uint64_t n = 1) noexcept { c.fetch_add(n, std::memory_order_relaxed); }
   static void Sub(std::atomic<uint64_t>& c, uint64_t n = 1) noexcept { c.fetch_sub(n, std::memory_order_relaxed); }
@@ -41,10 +61,12 @@ struct NetCounters {
     s.queued_bytes = ld(queued_bytes);
     s.sessions_accepted = ld(sessions_accepted);
     s.sessions_connected = ld(sessions_connected);
-    s.bytes_received = ld(bytes_received);
-    s.bytes_sent = ld(bytes_sent);
-    s.recv_ops = ld(recv_ops);
-    s.send_ops = ld(send_ops);
+    for (std::size_t i = 0; i < loop_count; ++i) {
+      s.bytes_received += ld(traffic[i].bytes_received);
+      s.bytes_sent += ld(traffic[i].bytes_sent);
+      s.recv_ops += ld(traffic[i].recv_ops);
+      s.send_ops += ld(traffic[i].send_ops);
+    }
     s.flush_posts = ld(flush_posts);
     s.notice_disconnects = ld(notice_disconnects);
     s.notice_dropped_bytes = ld(notice_dropped_bytes);

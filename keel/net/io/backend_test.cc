@@ -145,6 +145,54 @@ TEST_P(BackendTest, GatheredSendArrivesInOrder) {
   EXPECT_EQ(std::string(in, have), "abcdefghi");
 }
 
+TEST_P(BackendTest, OneBufferSendArrivesWhole) {
+  ASSERT_NE(backend_, nullptr);
+  Listener l;
+  TcpPair p = MakePair(l);
+  char a[] = "single buffer";
+  iovec iov[1] = {{a, 13}};
+  backend_->Send(p.a.get(), iov, 1, 6);
+  std::vector<Completion> got = Collect(1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].user_data, 6u);
+  EXPECT_EQ(got[0].kind, OpKind::kSend);
+  EXPECT_EQ(got[0].result, 13);
+  char in[32] = {};
+  std::size_t have = 0;
+  const auto deadline = Clock::now() + std::chrono::seconds(2);
+  while (have < 13 && Clock::now() < deadline) {
+    const ssize_t n = read(p.b.get(), in + have, sizeof(in) - have);
+    if (n > 0) have += static_cast<std::size_t>(n);
+    else std::this_thread::sleep_for(milliseconds(1));
+  }
+  EXPECT_EQ(std::string(in, have), "single buffer");
+}
+
+// A write on a socket whose sending side is shut down fails with EPIPE, and
+// the kernel raises SIGPIPE (default action: the process dies) unless the
+// write carries MSG_NOSIGNAL. Both write forms: one buffer (send) and
+// gathered (sendmsg). (Kernel 6.18's io_uring adds MSG_NOSIGNAL to its sends
+// itself; the epoll backend's plain syscalls do not.)
+TEST_P(BackendTest, SendAfterShutdownFailsWithEpipeAndNoSignal) {
+  ASSERT_NE(backend_, nullptr);
+  Listener l;
+  TcpPair p = MakePair(l);
+  ASSERT_EQ(shutdown(p.a.get(), SHUT_WR), 0);
+  char a[] = "abc", b[] = "de";
+  iovec one[1] = {{a, 3}};
+  backend_->Send(p.a.get(), one, 1, 7);
+  std::vector<Completion> got = Collect(1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].user_data, 7u);
+  EXPECT_EQ(got[0].result, -EPIPE);
+  iovec two[2] = {{a, 3}, {b, 2}};
+  backend_->Send(p.a.get(), two, 2, 8);
+  got = Collect(1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].user_data, 8u);
+  EXPECT_EQ(got[0].result, -EPIPE);
+}
+
 TEST_P(BackendTest, LargeGatheredSendCompletesWithSomeBytes) {
   ASSERT_NE(backend_, nullptr);
   Listener l;
