@@ -245,12 +245,22 @@ TEST_P(NetTestClosing, KickWhileThePeerKeepsSendingEndsWithTheNoticeThenEofNotRs
       client_sent.fetch_add(static_cast<uint64_t>(n));
     }
   });
+  // Joined on every way out (an ASSERT included): a joinable thread's
+  // destructor would terminate the test binary.
+  struct JoinSender {
+    std::atomic<bool>& stop;
+    std::thread& t;
+    ~JoinSender() {
+      stop = true;
+      if (t.joinable()) t.join();
+    }
+  } join_sender{stop, sender};
   ASSERT_TRUE(WaitFor([&] { return server_->stats().bytes_received > 0; }));
   const SendBufferRef notice = NoticeFrame(kNoticeSeq, 100);
   ASSERT_TRUE(s->DisconnectWithNotice(notice, DisconnectReason::kProtocolError, 10000));
-  // The server reads no more: what the client sends now stays unread there.
-  const uint64_t at_kick = client_sent.load();
-  ASSERT_TRUE(WaitFor([&] { return client_sent.load() >= at_kick + 32 * 1024; }));
+  // The server reads no more. Once the client has sent more than the server
+  // read, the rest is unread in the server's socket (or on its way there).
+  ASSERT_TRUE(WaitFor([&] { return client_sent.load() > server_->stats().bytes_received + 4096; }));
 
   std::vector<uint8_t> all;
   ssize_t last = 0;
@@ -281,7 +291,7 @@ TEST_P(NetTestClosing, KickWhileThePeerKeepsSendingEndsWithTheNoticeThenEofNotRs
   const NetStats st = server_->stats();
   EXPECT_EQ(st.Disconnects(DisconnectReason::kProtocolError), 1u);
   EXPECT_EQ(st.lingering_closes, 1u);
-  EXPECT_GE(st.linger_discarded_bytes, 16u * 1024) << "what the client sent after the kick";
+  EXPECT_GT(st.linger_discarded_bytes, 0u) << "what the client sent after the kick";
   EXPECT_EQ(st.queued_bytes, 0u);
   s = nullptr;
   std::lock_guard<std::mutex> g(log_.mu);
