@@ -22,7 +22,31 @@ using namespace std::chrono_literals;
 
 // The same fixture as net_test.cc, as its own suite (one instantiation per
 // binary and suite).
-class NetTestClosing : public NetTest {};
+class NetTestClosing : public NetTest {
+ protected:
+  // One IO thread, socket send buffer `sndbuf`, no practical hard limit.
+  NetConfig OneLoopConfig(int sndbuf) const {
+    NetConfig cfg = TestConfig(GetParam(), 1);
+    cfg.socket_send_buffer = sndbuf;
+    cfg.send_hard_limit = 64u << 20;
+    return cfg;
+  }
+  // Starts a SinkSession server, connects one client (receive buffer
+  // `client_rcvbuf`) into *fd and returns the server's session for it; null
+  // after a failure, which is recorded.
+  SessionRef ConnectToSink(const NetConfig& cfg, int client_rcvbuf, int* fd) {
+    log_.keep = true;
+    StartServer<SinkSession>(cfg);
+    if (HasFatalFailure()) return nullptr;
+    *fd = ConnectClient(port_, true, client_rcvbuf);
+    if (*fd < 0 || !WaitFor([&] { return server_->stats().sessions_open == 1; })) {
+      ADD_FAILURE() << "no session for the client";
+      return nullptr;
+    }
+    std::lock_guard<std::mutex> g(log_.mu);
+    return log_.sessions.at(0);
+  }
+};
 
 // Echoes each read back as three separate Sends (head, middle, tail).
 class SplitEchoSession : public EchoSession {
@@ -97,20 +121,11 @@ SendBufferRef NoticeFrame(uint32_t seq, uint32_t len) {
 // was in flight finished, never cut), then the notice, then EOF; every byte
 // queued is either received or counted as dropped.
 TEST_P(NetTestClosing, DisconnectWithNoticeDropsQueuedFramesButNeverCutsOne) {
-  log_.keep = true;
-  NetConfig cfg = TestConfig(GetParam(), 1);
-  cfg.socket_send_buffer = 16 * 1024;
+  NetConfig cfg = OneLoopConfig(16 * 1024);
   cfg.send_soft_limit = 64u << 20;
-  cfg.send_hard_limit = 64u << 20;
-  StartServer<SinkSession>(cfg);
-  const int fd = ConnectClient(port_, true, 16 * 1024);
-  ASSERT_GE(fd, 0);
-  ASSERT_TRUE(WaitFor([&] { return server_->stats().sessions_open == 1; }));
-  SessionRef s;
-  {
-    std::lock_guard<std::mutex> g(log_.mu);
-    s = log_.sessions.at(0);
-  }
+  int fd = -1;
+  SessionRef s = ConnectToSink(cfg, 16 * 1024, &fd);
+  ASSERT_NE(s, nullptr);
   // 4 MiB in frames of odd sizes (a partial write rarely ends on a frame edge).
   constexpr uint32_t kFrames = 400;
   uint64_t queued_total = 0;
@@ -181,19 +196,10 @@ TEST_P(NetTestClosing, DisconnectWithNoticeDropsQueuedFramesButNeverCutsOne) {
 // The notice cannot be written (the client never reads): the session ends
 // at the timeout, with the notice's reason.
 TEST_P(NetTestClosing, DisconnectWithNoticeClosesAtTheTimeoutWhenThePeerNeverReads) {
-  log_.keep = true;
-  NetConfig cfg = TestConfig(GetParam(), 1);
-  cfg.socket_send_buffer = 8 * 1024;
-  cfg.send_hard_limit = 64u << 20;
-  StartServer<SinkSession>(cfg);
-  const int fd = ConnectClient(port_, true, 4096);
-  ASSERT_GE(fd, 0);
-  ASSERT_TRUE(WaitFor([&] { return server_->stats().sessions_open == 1; }));
-  SessionRef s;
-  {
-    std::lock_guard<std::mutex> g(log_.mu);
-    s = log_.sessions.at(0);
-  }
+  NetConfig cfg = OneLoopConfig(8 * 1024);
+  int fd = -1;
+  SessionRef s = ConnectToSink(cfg, 4096, &fd);
+  ASSERT_NE(s, nullptr);
   ASSERT_TRUE(s->Send(SendBuffer::Allocate(4 << 20)));
   ASSERT_TRUE(WaitFor([&] { return server_->stats().bytes_sent > 0; }));
   const auto t0 = std::chrono::steady_clock::now();
@@ -217,19 +223,10 @@ TEST_P(NetTestClosing, DisconnectWithNoticeClosesAtTheTimeoutWhenThePeerNeverRea
 // write side after the notice, drains until the client's EOF, and closes
 // with nothing unread: the client reads the notice, then EOF, never RST.
 TEST_P(NetTestClosing, KickWhileThePeerKeepsSendingEndsWithTheNoticeThenEofNotRst) {
-  log_.keep = true;
-  NetConfig cfg = TestConfig(GetParam(), 1);
-  cfg.socket_send_buffer = 16 * 1024;
-  cfg.send_hard_limit = 64u << 20;
-  StartServer<SinkSession>(cfg);
-  const int fd = ConnectClient(port_, true, 16 * 1024);
-  ASSERT_GE(fd, 0);
-  ASSERT_TRUE(WaitFor([&] { return server_->stats().sessions_open == 1; }));
-  SessionRef s;
-  {
-    std::lock_guard<std::mutex> g(log_.mu);
-    s = log_.sessions.at(0);
-  }
+  NetConfig cfg = OneLoopConfig(16 * 1024);
+  int fd = -1;
+  SessionRef s = ConnectToSink(cfg, 16 * 1024, &fd);
+  ASSERT_NE(s, nullptr);
   // The client does not read yet: 1 MiB stays partly written.
   ASSERT_TRUE(s->Send(SendBuffer::Allocate(1u << 20)));
   ASSERT_TRUE(WaitFor([&] { return server_->stats().bytes_sent > 0; }));

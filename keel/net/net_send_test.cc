@@ -14,15 +14,6 @@
 
 #include "keel/net/testing/net_fixture.h"
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define KEEL_NET_TEST_HAS_SANITIZER 1
-#endif
-#endif
-#ifndef KEEL_NET_TEST_HAS_SANITIZER
-#define KEEL_NET_TEST_HAS_SANITIZER 0
-#endif
-
 namespace keel::net::testing {
 namespace {
 

@@ -329,15 +329,27 @@ TEST_F(ChatFixture, RoomBacklogLimitRefusesSaysPastItAndDeliversTheAcceptedInOrd
   EXPECT_EQ(server_->counters().room_busy.load(), kSays - kAccepted + 1);
 }
 
+// Rooms of one member, and two users logged in.
+class ChatOneMemberRooms : public ChatFixture {
+ protected:
+  void StartWithTwoUsers(const std::string& a, const std::string& b) {
+    ChatConfig config = NoSayLimit();
+    config.room.max_members = 1;
+    Start(config);
+    first_ = std::make_unique<RawClient>(service_->port());
+    second_ = std::make_unique<RawClient>(service_->port());
+    ASSERT_EQ(first_->Login(a), ERROR_NONE);
+    ASSERT_EQ(second_->Login(b), ERROR_NONE);
+  }
+  std::unique_ptr<RawClient> first_, second_;
+};
+
 // A full room refuses a Join with ROOM_FULL before the session leaves the
 // room it is in: it keeps talking there.
-TEST_F(ChatFixture, FullRoomRefusesAJoinAndTheSessionStaysInItsRoom) {
-  ChatConfig config = NoSayLimit();
-  config.room.max_members = 1;
-  Start(config);
-  RawClient owner(service_->port()), other(service_->port());
-  ASSERT_EQ(owner.Login("owner"), ERROR_NONE);
-  ASSERT_EQ(other.Login("other"), ERROR_NONE);
+TEST_F(ChatOneMemberRooms, FullRoomRefusesAJoinAndTheSessionStaysInItsRoom) {
+  ASSERT_NO_FATAL_FAILURE(StartWithTwoUsers("owner", "other"));
+  RawClient& owner = *first_;
+  RawClient& other = *second_;
   ASSERT_TRUE(owner.CreateRoom("solo"));
   ASSERT_TRUE(other.CreateRoom("mine"));
   ASSERT_TRUE(nt::WaitFor([&] {
@@ -364,13 +376,10 @@ TEST_F(ChatFixture, FullRoomRefusesAJoinAndTheSessionStaysInItsRoom) {
 // held; the room takes the first and refuses the second. The refused
 // session has left its old room and is in none: joining the room again is
 // refused as full (not "already in room"), and leaving says it is in none.
-TEST_F(ChatFixture, JoinRefusedByTheRoomLeavesTheSessionInNoRoom) {
-  ChatConfig config = NoSayLimit();
-  config.room.max_members = 1;
-  Start(config);
-  RawClient first(service_->port()), second(service_->port());
-  ASSERT_EQ(first.Login("first"), ERROR_NONE);
-  ASSERT_EQ(second.Login("second"), ERROR_NONE);
+TEST_F(ChatOneMemberRooms, JoinRefusedByTheRoomLeavesTheSessionInNoRoom) {
+  ASSERT_NO_FATAL_FAILURE(StartWithTwoUsers("first", "second"));
+  RawClient& first = *first_;
+  RawClient& second = *second_;
   ASSERT_TRUE(second.CreateRoom("mine"));
   ASSERT_TRUE(server_->CreateEmptyRoom("solo"));
   const std::shared_ptr<Room> solo = server_->FindRoom("solo");

@@ -9,6 +9,16 @@
 
 #include "keel/net/testing/net_test_util.h"
 
+// 1 under ASan or TSan (clang's __has_feature), else 0.
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define KEEL_NET_TEST_HAS_SANITIZER 1
+#endif
+#endif
+#ifndef KEEL_NET_TEST_HAS_SANITIZER
+#define KEEL_NET_TEST_HAS_SANITIZER 0
+#endif
+
 namespace keel::net::testing {
 
 class NetTest : public ::testing::TestWithParam<IoBackend> {
