@@ -296,11 +296,17 @@ bool ChatServer::Shutdown(job::Scheduler& scheduler, std::chrono::milliseconds d
   ServerNotice notice;
   notice.set_text("server shutting down");
   const net::SendBufferRef buf = proto::BuildSendBuffer(notice);
-  const auto left_ms = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+  // Each session closes once the notice is written and its client has
+  // closed too (the net layer's lingering close: no RST that could destroy
+  // the notice), or at this timeout: a quarter of what is left (at most
+  // 500 ms) before the deadline, so that a client that never closes is
+  // closed by the server in time, not counted against the deadline.
+  const int64_t left_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now()).count();
+  const int64_t flush_ms = std::max<int64_t>(left_ms - std::min<int64_t>(left_ms / 4, 500), 1);
   for (auto& s : all) {
     s->Send(buf);
-    s->DisconnectAfterFlush(net::DisconnectReason::kServerShutdown,
-                            static_cast<uint32_t>(std::max<int64_t>(left_ms.count(), 1)));
+    s->DisconnectAfterFlush(net::DisconnectReason::kServerShutdown, static_cast<uint32_t>(flush_ms));
   }
   all.clear();
   bool clean = true;

@@ -341,6 +341,13 @@ class ChatOneMemberRooms : public ChatFixture {
     ASSERT_EQ(first_->Login(a), ERROR_NONE);
     ASSERT_EQ(second_->Login(b), ERROR_NONE);
   }
+  void TearDown() override {
+    // Closed first, as a test's local clients are: the server's lingering
+    // close waits for them (up to its shutdown timeout) otherwise.
+    first_.reset();
+    second_.reset();
+    ChatFixture::TearDown();
+  }
   std::unique_ptr<RawClient> first_, second_;
 };
 
