@@ -197,16 +197,18 @@ Session* IoLoop::Lookup(uint32_t slot, uint32_t generation) const noexcept {
 // completions ahead, its SessionCore (whose address is in the Session) one
 // ahead. Hints only: a stale or listener completion fetches nothing useful
 // and Dispatch still checks the generation.
-void IoLoop::PrefetchSession(const Completion& c) const noexcept {
+const Session* IoLoop::SessionHint(const Completion& c) const noexcept {
   const auto slot = static_cast<uint32_t>(c.user_data);
-  if ((c.user_data & kListenerTag) != 0 || slot >= slots_.size()) return;
-  if (const Session* s = slots_[slot].session.get()) __builtin_prefetch(&s->core_);
+  if ((c.user_data & kListenerTag) != 0 || slot >= slots_.size()) return nullptr;
+  return slots_[slot].session.get();
+}
+
+void IoLoop::PrefetchSession(const Completion& c) const noexcept {
+  if (const Session* s = SessionHint(c)) __builtin_prefetch(&s->core_);
 }
 
 void IoLoop::PrefetchCore(const Completion& c) const noexcept {
-  const auto slot = static_cast<uint32_t>(c.user_data);
-  if ((c.user_data & kListenerTag) != 0 || slot >= slots_.size()) return;
-  const Session* s = slots_[slot].session.get();
+  const Session* s = SessionHint(c);
   if (s == nullptr) return;
   const char* core = reinterpret_cast<const char*>(s->core_);
   for (std::size_t off = 0; off < sizeof(SessionCore); off += 64) __builtin_prefetch(core + off);
@@ -260,57 +262,6 @@ void IoLoop::AcceptedOnLoop(SessionRef s, int fd) {
 }
 
 void IoLoop::AttachListenerOnLoop(Listener* listener) { listener_ = listener; }
-
-void IoLoop::FailOnLoop(int err) {
-  KEEL_LOG_ERROR("io loop {}: {} backend failed: {}; failing its {} session(s), loop stopped", index_,
-                 backend_->name(), std::strerror(-err), live_sessions_);
-  failed_.store(true, std::memory_order_release);
-  stopping_ = true;
-  NetCounters::Add(counters_->loops_failed);
-  if (listener_ != nullptr) {
-    listener_->AbandonOnLoop();
-    listener_ = nullptr;
-  }
-  needs_flush_.clear();
-  // By index: an OnDisconnected hook may touch other sessions.
-  for (std::size_t i = 0; i < slots_.size(); ++i) {
-    SessionRef s = slots_[i].session;
-    if (!s) continue;
-    SessionCore& core = *s->core_;
-    DisconnectReason none = DisconnectReason::kNone;
-    core.reason.compare_exchange_strong(none, DisconnectReason::kIoError);
-    std::size_t dropped = 0;
-    {
-      core::LockGuard<core::SpinLock> g(core.mu);
-      core.state.store(SessionState::kClosing, std::memory_order_release);
-      for (const SendBufferRef& b : core.pending) dropped += b->size();
-      core.pending.clear();
-      core.flush_scheduled = true;
-    }
-    core.queued.fetch_sub(dropped, std::memory_order_relaxed);
-    NetCounters::Sub(counters_->queued_bytes, dropped);
-    // The peer learns at once (FIN); the fd itself is closed after the
-    // backend is gone, since operations on it may still be in the kernel.
-    if (core.fd >= 0) ::shutdown(core.fd, SHUT_RDWR);
-    failed_holds_.push_back({s, core.ops_in_flight, core.fd, std::move(core.inflight), std::move(core.iov)});
-    core.inflight.clear();
-    core.iov.clear();
-    core.fd = -1;
-    core.ops_in_flight = 0;
-    FinalizeOnLoop(s.get());  // OnDisconnected(kIoError), slot freed
-  }
-  if (config_.on_loop_failed) config_.on_loop_failed(index_, err);
-}
-
-void IoLoop::ShutdownOnLoop() {
-  stopping_ = true;
-  if (listener_) listener_->StopOnLoop();
-  // By index: a hook may register new sessions (and grow the table).
-  for (std::size_t i = 0; i < slots_.size(); ++i) {
-    SessionRef s = slots_[i].session;
-    if (s) CloseOnLoop(s.get(), DisconnectReason::kServerShutdown);
-  }
-}
 
 // ---- completions ----
 
@@ -496,140 +447,6 @@ void IoLoop::ScanSoftLimits() {
   // CheckSoftLimitOnLoop re-adds only on a new crossing; drop duplicates.
   std::sort(soft_watch_.begin(), soft_watch_.end());
   soft_watch_.erase(std::unique(soft_watch_.begin(), soft_watch_.end()), soft_watch_.end());
-}
-
-// ---- closing ----
-
-void IoLoop::CloseAfterFlushOnLoop(Session* s, uint32_t timeout_ms) {
-  SessionCore& core = *s->core_;
-  const SessionState st = core.state.load(std::memory_order_relaxed);
-  if (st == SessionState::kConnecting) {
-    CloseOnLoop(s);
-    return;
-  }
-  if (st != SessionState::kOpen || core.flush_then_close) return;
-  core.flush_then_close = true;
-  const uint32_t slot = core.slot;
-  const uint32_t gen = core.generation;
-  AddTimerOnLoop(Clock::now() + std::chrono::milliseconds(timeout_ms), [this, slot, gen] {
-    if (Session* x = Lookup(slot, gen)) CloseOnLoop(x);
-  });
-  FlushOnLoop(s);  // closes at once when nothing is queued
-}
-
-void IoLoop::FlushedThenCloseOnLoop(Session* s) {
-  SessionCore& core = *s->core_;
-  if (core.lingering) return;  // already shut down, waiting for the peer's EOF
-  if (!config_.linger_close || core.peer_fin || core.fd < 0) {
-    CloseOnLoop(s);
-    return;
-  }
-  // FIN after the last byte; the peer reads everything, then EOF. Closing
-  // now would send RST instead if any of its bytes sat unread here (reads
-  // stop once a close is requested), and an RST can destroy what it has not
-  // read yet. The close timer set by CloseAfterFlushOnLoop still bounds it.
-  if (::shutdown(core.fd, SHUT_WR) != 0) {
-    CloseOnLoop(s);
-    return;
-  }
-  core.lingering = true;
-  NetCounters::Add(counters_->lingering_closes);
-  if (!core.recv_in_flight) StartRecvOnLoop(s);
-}
-
-void IoLoop::CloseWithNoticeOnLoop(Session* s, SendBufferRef notice, uint32_t timeout_ms) {
-  SessionCore& core = *s->core_;
-  const SessionState st = core.state.load(std::memory_order_relaxed);
-  if (st != SessionState::kOpen || core.flush_then_close) {
-    CloseAfterFlushOnLoop(s, timeout_ms);  // connecting: closes; closing: nothing
-    return;
-  }
-  std::size_t dropped = 0;
-  const std::size_t added = notice ? notice->size() : 0;
-  {
-    core::LockGuard<core::SpinLock> g(core.mu);
-    for (const SendBufferRef& b : core.pending) dropped += b->size();
-    core.pending.clear();
-    if (added > 0) core.pending.push_back(std::move(notice));
-  }
-  core.queued.fetch_add(added, std::memory_order_relaxed);
-  core.queued.fetch_sub(dropped, std::memory_order_relaxed);
-  NetCounters::Add(counters_->queued_bytes, added);
-  NetCounters::Sub(counters_->queued_bytes, dropped);
-  NetCounters::Add(counters_->notice_dropped_bytes, dropped);
-  NetCounters::Add(counters_->notice_disconnects);
-  // The write in flight is the kernel's until it completes; what it leaves
-  // untouched is dropped then (OnSendDone).
-  core.drop_untouched_inflight = core.send_in_flight;
-  CloseAfterFlushOnLoop(s, timeout_ms);
-}
-
-void IoLoop::DropUntouchedInflight(Session* s) {
-  SessionCore& core = *s->core_;
-  core.drop_untouched_inflight = false;
-  // inflight[0] written in part must be finished, or the peer's frame stream
-  // breaks; every other buffer left is untouched by the kernel.
-  const std::size_t keep = core.inflight_offset > 0 ? 1 : 0;
-  if (core.inflight.size() <= keep) return;
-  std::size_t dropped = 0;
-  for (std::size_t i = keep; i < core.inflight.size(); ++i) dropped += core.inflight[i]->size();
-  core.inflight.resize(keep);
-  core.queued.fetch_sub(dropped, std::memory_order_relaxed);
-  NetCounters::Sub(counters_->queued_bytes, dropped);
-  NetCounters::Add(counters_->notice_dropped_bytes, dropped);
-}
-
-void IoLoop::CloseOnLoop(Session* s, DisconnectReason reason) {
-  DisconnectReason none = DisconnectReason::kNone;
-  s->core_->reason.compare_exchange_strong(none, reason);
-  CloseOnLoop(s);
-}
-
-void IoLoop::CloseOnLoop(Session* s) {
-  SessionCore& core = *s->core_;
-  const SessionState st = core.state.load(std::memory_order_relaxed);
-  if (st == SessionState::kClosing || st == SessionState::kClosed || st == SessionState::kNew) return;
-  DisconnectReason none = DisconnectReason::kNone;
-  core.reason.compare_exchange_strong(none, DisconnectReason::kLocalClose);
-  std::size_t dropped = 0;
-  {
-    core::LockGuard<core::SpinLock> g(core.mu);
-    core.state.store(SessionState::kClosing, std::memory_order_release);
-    for (const SendBufferRef& b : core.pending) dropped += b->size();
-    core.pending.clear();
-    core.flush_scheduled = true;  // nothing will be flushed again
-  }
-  core.queued.fetch_sub(dropped, std::memory_order_relaxed);
-  NetCounters::Sub(counters_->queued_bytes, dropped);
-  if (core.ops_in_flight > 0) {
-    backend_->Cancel(core.fd);
-    core.cancelled = true;
-  } else {
-    FinalizeOnLoop(s);
-  }
-}
-
-void IoLoop::FinalizeOnLoop(Session* s) {
-  SessionCore& core = *s->core_;
-  if (core.fd >= 0) {
-    backend_->Cancel(core.fd);  // nothing is pending; the backend forgets the fd
-    ::close(core.fd);
-    core.fd = -1;
-  }
-  const std::size_t rest = core.queued.exchange(0, std::memory_order_relaxed);
-  NetCounters::Sub(counters_->queued_bytes, rest);
-  core.inflight.clear();
-  core.iov.clear();
-  core.state.store(SessionState::kClosed, std::memory_order_release);
-  const DisconnectReason reason = core.reason.load(std::memory_order_relaxed);
-  counters_->CountDisconnect(reason);
-  KEEL_LOG_DEBUG("session {} ({}) disconnected: {}", s->id(), s->peer(), ToString(reason));
-  s->OnDisconnected(reason);
-  Slot& slot = slots_[core.slot];
-  ++slot.generation;
-  free_slots_.push_back(core.slot);
-  --live_sessions_;
-  SessionRef last = std::move(slot.session);  // may free the session: nothing touches it after
 }
 
 }  // namespace keel::net

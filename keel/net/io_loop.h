@@ -100,6 +100,8 @@ class IoLoop {
   void RunTimers();
   int NextTimeoutMs();
   void Dispatch(const internal::Completion& c);
+  // The session a completion's slot holds now (a hint: stale or null).
+  const Session* SessionHint(const internal::Completion& c) const noexcept;
   void PrefetchSession(const internal::Completion& c) const noexcept;
   void PrefetchCore(const internal::Completion& c) const noexcept;
 
