@@ -16,7 +16,7 @@ namespace keel::net::internal {
 // The io_uring backend with every 5.19+ feature turned off (single accept
 // re-armed after each connection, per-op cancel, timeout-SQE waits, no
 // COOP_TASKRUN/DEFER_TASKRUN ring flags), to exercise the pre-5.19 fallbacks
-// on a new kernel. Defined in io/uring_backend.cc (built with liburing only).
+// on a new kernel. Defined in io/uring_backend_setup.cc (built with liburing only).
 std::unique_ptr<Backend> MakeUringBackendCompatForTest(unsigned entries, std::string* error);
 
 // Fault injection: a Backend that forwards to `inner` until `fault->Fail(err)`
