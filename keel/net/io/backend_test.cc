@@ -134,15 +134,7 @@ TEST_P(BackendTest, GatheredSendArrivesInOrder) {
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].kind, OpKind::kSend);
   EXPECT_EQ(got[0].result, 9);
-  char in[16] = {};
-  std::size_t have = 0;
-  const auto deadline = Clock::now() + std::chrono::seconds(2);
-  while (have < 9 && Clock::now() < deadline) {
-    const ssize_t n = read(p.b.get(), in + have, sizeof(in) - have);
-    if (n > 0) have += static_cast<std::size_t>(n);
-    else std::this_thread::sleep_for(milliseconds(1));
-  }
-  EXPECT_EQ(std::string(in, have), "abcdefghi");
+  EXPECT_EQ(ReadUpTo(p.b.get(), 9), "abcdefghi");
 }
 
 TEST_P(BackendTest, OneBufferSendArrivesWhole) {
@@ -157,15 +149,7 @@ TEST_P(BackendTest, OneBufferSendArrivesWhole) {
   EXPECT_EQ(got[0].user_data, 6u);
   EXPECT_EQ(got[0].kind, OpKind::kSend);
   EXPECT_EQ(got[0].result, 13);
-  char in[32] = {};
-  std::size_t have = 0;
-  const auto deadline = Clock::now() + std::chrono::seconds(2);
-  while (have < 13 && Clock::now() < deadline) {
-    const ssize_t n = read(p.b.get(), in + have, sizeof(in) - have);
-    if (n > 0) have += static_cast<std::size_t>(n);
-    else std::this_thread::sleep_for(milliseconds(1));
-  }
-  EXPECT_EQ(std::string(in, have), "single buffer");
+  EXPECT_EQ(ReadUpTo(p.b.get(), 13), "single buffer");
 }
 
 // A write on a socket whose sending side is shut down fails with EPIPE, and

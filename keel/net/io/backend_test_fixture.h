@@ -123,6 +123,20 @@ inline TcpPair MakePair(const Listener& l) {
   return p;
 }
 
+// Reads from nonblocking `fd` until `want` bytes came or 2 s passed; what came.
+inline std::string ReadUpTo(int fd, std::size_t want) {
+  std::string in(want, '\0');
+  std::size_t have = 0;
+  const auto deadline = Clock::now() + std::chrono::seconds(2);
+  while (have < want && Clock::now() < deadline) {
+    const ssize_t n = read(fd, in.data() + have, want - have);
+    if (n > 0) have += static_cast<std::size_t>(n);
+    else std::this_thread::sleep_for(milliseconds(1));
+  }
+  in.resize(have);
+  return in;
+}
+
 class BackendTest : public ::testing::TestWithParam<Factory> {
  protected:
   void SetUp() override { backend_ = Make(64); }
