@@ -123,6 +123,9 @@ class IoLoop {
   // Everything written on a flush-then-close session: closes, or lingers
   // (shutdown(SHUT_WR), drain until the peer's EOF; NetConfig::linger_close).
   void FlushedThenCloseOnLoop(Session* s);
+  // Sets `reason` unless one is set, marks the session closing and drops
+  // what is queued and not yet written (Sends are refused from here on).
+  void MarkClosingOnLoop(internal::SessionCore& core, DisconnectReason reason);
   void DropUntouchedInflight(Session* s);
   void ShutdownOnLoop();
   void FailOnLoop(int err);

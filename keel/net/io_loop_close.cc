@@ -38,18 +38,7 @@ void IoLoop::FailOnLoop(int err) {
     SessionRef s = slots_[i].session;
     if (!s) continue;
     SessionCore& core = *s->core_;
-    DisconnectReason none = DisconnectReason::kNone;
-    core.reason.compare_exchange_strong(none, DisconnectReason::kIoError);
-    std::size_t dropped = 0;
-    {
-      core::LockGuard<core::SpinLock> g(core.mu);
-      core.state.store(SessionState::kClosing, std::memory_order_release);
-      for (const SendBufferRef& b : core.pending) dropped += b->size();
-      core.pending.clear();
-      core.flush_scheduled = true;
-    }
-    core.queued.fetch_sub(dropped, std::memory_order_relaxed);
-    NetCounters::Sub(counters_->queued_bytes, dropped);
+    MarkClosingOnLoop(core, DisconnectReason::kIoError);
     // The peer learns at once (FIN); the fd itself is closed after the
     // backend is gone, since operations on it may still be in the kernel.
     if (core.fd >= 0) ::shutdown(core.fd, SHUT_RDWR);
@@ -154,18 +143,9 @@ void IoLoop::DropUntouchedInflight(Session* s) {
   NetCounters::Add(counters_->notice_dropped_bytes, dropped);
 }
 
-void IoLoop::CloseOnLoop(Session* s, DisconnectReason reason) {
+void IoLoop::MarkClosingOnLoop(SessionCore& core, DisconnectReason reason) {
   DisconnectReason none = DisconnectReason::kNone;
-  s->core_->reason.compare_exchange_strong(none, reason);
-  CloseOnLoop(s);
-}
-
-void IoLoop::CloseOnLoop(Session* s) {
-  SessionCore& core = *s->core_;
-  const SessionState st = core.state.load(std::memory_order_relaxed);
-  if (st == SessionState::kClosing || st == SessionState::kClosed || st == SessionState::kNew) return;
-  DisconnectReason none = DisconnectReason::kNone;
-  core.reason.compare_exchange_strong(none, DisconnectReason::kLocalClose);
+  core.reason.compare_exchange_strong(none, reason);  // the first reason wins
   std::size_t dropped = 0;
   {
     core::LockGuard<core::SpinLock> g(core.mu);
@@ -176,6 +156,19 @@ void IoLoop::CloseOnLoop(Session* s) {
   }
   core.queued.fetch_sub(dropped, std::memory_order_relaxed);
   NetCounters::Sub(counters_->queued_bytes, dropped);
+}
+
+void IoLoop::CloseOnLoop(Session* s, DisconnectReason reason) {
+  DisconnectReason none = DisconnectReason::kNone;
+  s->core_->reason.compare_exchange_strong(none, reason);
+  CloseOnLoop(s);
+}
+
+void IoLoop::CloseOnLoop(Session* s) {
+  SessionCore& core = *s->core_;
+  const SessionState st = core.state.load(std::memory_order_relaxed);
+  if (st == SessionState::kClosing || st == SessionState::kClosed || st == SessionState::kNew) return;
+  MarkClosingOnLoop(core, DisconnectReason::kLocalClose);
   if (core.ops_in_flight > 0) {
     backend_->Cancel(core.fd);
     core.cancelled = true;
