@@ -3,7 +3,17 @@
 // M member connections join one room; P of them also publish, flat out with
 // at most W messages of their own in flight (a message is done when it comes
 // back to its publisher, who is a member too; for redis, when PUBLISH is
-// answered). Every message carries (publisher, seq, send time); every member
+// answered). That closed loop measures the most a server delivers, and its
+// latency is mostly queueing: Little's law, P*W*M deliveries in flight over the
+// delivery rate, set by whichever side is the bottleneck (on a 2-core machine
+// usually this client). With --rate R the publishers instead send R messages/s
+// between them on a fixed schedule (open loop), each stamped with the time it
+// was due, not the time it went out, so a server (or client) that falls behind
+// is charged for the wait (no coordinated omission); W then only caps how far
+// a publisher may run ahead of its deliveries (due messages it held back are
+// counted as "held"; "unfinished" counts what was due or in flight at the
+// end, since latency only covers what arrived; "send_lag" is how late the
+// client itself sent, charged as latency too). Every message carries (publisher, seq, send time); every member
 // checks that each publisher's messages arrive once, in order, and records
 // the delivery latency. After a warm-up it measures for T seconds and prints
 // one JSON line: messages in/s, deliveries/s, latency percentiles, losses,
@@ -22,17 +32,20 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -415,15 +428,20 @@ int main(int argc, char** argv) {
   app.add_option("--port", port)->required();
   app.add_option("--members", members)->check(CLI::Range(1, 15000));
   app.add_option("--publishers", publishers)->check(CLI::Range(1, 64));
-  app.add_option("--window", window, "messages in flight per publisher")->check(CLI::Range(1u, 1024u));
+  auto* window_opt = app.add_option("--window", window, "messages in flight per publisher (open loop: 4096 unless given)")
+                         ->check(CLI::Range(1u, 65536u));
   app.add_option("--size", size, "message body bytes")->check(CLI::Range(sizeof(Stamp), size_t{500}));
   app.add_option("--seconds", seconds)->check(CLI::Range(0.1, 600.0));
   app.add_option("--warmup", warmup)->check(CLI::Range(0.0, 60.0));
   app.add_option("--server-pid", server_pid);
+  double rate = 0;
+  app.add_option("--rate", rate, "open loop: messages/s offered by all publishers together (0: closed loop)")
+      ->check(CLI::Range(0.0, 1e7));
   bool per_member = false;
   app.add_flag("--per-member", per_member, "also print, to stderr, which members lag (by join order)");
   CLI11_PARSE(app, argc, argv);
   if (publishers > members) publishers = members;
+  if (rate > 0 && window_opt->count() == 0) window = 4096;
 
   std::unique_ptr<Protocol> protocol;
   if (protocol_name == "asio") {
@@ -471,6 +489,8 @@ int main(int argc, char** argv) {
   int64_t half_ns = 0, window_start_ns = 0;
   std::vector<std::vector<Fanout>> fanout(static_cast<size_t>(publishers));  // [publisher][seq]
   uint64_t deliveries = 0, published = 0, lost = 0, duplicated = 0, garbage = 0;
+  uint64_t held = 0;  // open loop: messages sent late because the window was full
+  keel::core::Histogram send_lag;  // open loop: when each message went out after it was due
   std::string body(size, 'x');
   auto flush = [&](Member& m) {
     while (!m.out.empty()) {
@@ -492,15 +512,55 @@ int main(int argc, char** argv) {
       m.blocked_since_ns = 0;
     }
   };
+  bool measuring = false;
+  auto publish_one = [&](Member& m, int64_t stamp_ns) {
+    if (rate > 0 && measuring) send_lag.Record(static_cast<uint64_t>(std::max<int64_t>(0, NowNs() - stamp_ns)));
+    Stamp s{static_cast<uint32_t>(m.publisher), kMagic, ++m.sent, stamp_ns};
+    std::memcpy(body.data(), &s, sizeof(s));
+    protocol->Publish(m.out, body);
+    ++m.in_flight;
+    ++published;
+  };
+  // Closed loop: keep the window full.
   auto publish = [&](Member& m) {
-    while (m.in_flight < window) {
-      Stamp s{static_cast<uint32_t>(m.publisher), kMagic, ++m.sent, NowNs()};
-      std::memcpy(body.data(), &s, sizeof(s));
-      protocol->Publish(m.out, body);
-      ++m.in_flight;
-      ++published;
-    }
+    while (m.in_flight < window) publish_one(m, NowNs());
     flush(m);
+  };
+  // Open loop: publisher p's k-th message is due at start + (k * P + p) / R
+  // (the publishers take turns, so the room sees one message every 1/R s),
+  // computed from k each time so the rate does not drift.
+  int64_t start_ns = 0;
+  std::vector<uint64_t> next_k(static_cast<size_t>(publishers), 0);
+  std::vector<int64_t> next_due(static_cast<size_t>(publishers), 0);
+  std::vector<bool> holding(static_cast<size_t>(publishers), false);
+  auto due_at = [&](size_t p, uint64_t k) {
+    return start_ns + std::llround(static_cast<double>(k * static_cast<uint64_t>(publishers) + p) * 1e9 / rate);
+  };
+  auto pace = [&](int64_t now_ns) {
+    for (Member* p : by_publisher) {
+      const auto i = static_cast<size_t>(p->publisher);
+      const bool was_holding = holding[i];
+      bool sent = false;
+      while (next_due[i] <= now_ns) {
+        if (p->in_flight >= window) {
+          holding[i] = true;
+          break;
+        }
+        holding[i] = false;
+        held += was_holding;  // due while the window was full: sent late
+        publish_one(*p, next_due[i]);
+        next_due[i] = due_at(i, ++next_k[i]);
+        sent = true;
+      }
+      if (sent) flush(*p);
+    }
+  };
+  auto next_wait_ns = [&](int64_t now_ns) {
+    int64_t soonest = now_ns + 100'000'000;
+    for (size_t i = 0; i < next_due.size(); ++i) {
+      if (!holding[i]) soonest = std::min(soonest, next_due[i]);
+    }
+    return std::max<int64_t>(0, soonest - now_ns);
   };
 
   // Wait until every member has joined (redis: subscribe confirmed).
@@ -512,10 +572,15 @@ int main(int argc, char** argv) {
       const ssize_t r = recv(m.fd, buf, sizeof(buf), 0);
       if (r == 0) Die("server closed a connection");
       if (r < 0) {
-        if (errno == EAGAIN || errno == EINTR) break;
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN) break;
         Die("recv");
       }
       m.in.append(buf, static_cast<size_t>(r));
+      // A short read drained the socket: with edge-triggered epoll, bytes that
+      // arrive after it raise a new event, so the EAGAIN read is not needed
+      // (one syscall less per delivery; the same for every protocol).
+      if (static_cast<size_t>(r) < sizeof(buf)) break;
     }
     if (!protocol->Parse(m, on_body, on_ack)) {
       ++garbage;
@@ -558,12 +623,21 @@ int main(int argc, char** argv) {
   const auto start = Clock::now();
   const auto measure_from = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(warmup));
   const auto measure_to = measure_from + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
-  bool measuring = false;
   double client_cpu0 = 0, server_cpu0 = 0;
   Clock::time_point window_start;
-  uint64_t published0 = 0;
-  for (Member* p : by_publisher) publish(*p);
+  uint64_t published0 = 0, held0 = 0;
+  if (rate > 0) {
+    // Paced sends wake on time: the default 50 µs timer slack would make each
+    // one up to 50 µs late, and the lateness counts as latency.
+    prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+    start_ns = NowNs();
+    for (size_t i = 0; i < next_due.size(); ++i) next_due[i] = due_at(i, 0);
+    pace(start_ns);
+  } else {
+    for (Member* p : by_publisher) publish(*p);
+  }
 
+  bool has_pwait2 = true;
   while (true) {
     const auto now = Clock::now();
     if (!measuring && now >= measure_from) {
@@ -573,12 +647,26 @@ int main(int argc, char** argv) {
       server_cpu0 = CpuSecondsOfProcess(server_pid);
       deliveries = 0;
       published0 = published;
+      held0 = held;
       latency.Clear();
+      send_lag.Clear();
       window_start_ns = NowNs();
       half_ns = window_start_ns + static_cast<int64_t>(seconds * 0.5e9);
     }
     if (now >= measure_to) break;
-    const int n = epoll_wait(ep, events.data(), static_cast<int>(events.size()), 100);
+    int n = -1;
+    if (rate > 0 && has_pwait2) {
+      const int64_t wait_ns = next_wait_ns(NowNs());
+      const timespec ts{static_cast<time_t>(wait_ns / 1'000'000'000), static_cast<long>(wait_ns % 1'000'000'000)};
+      n = epoll_pwait2(ep, events.data(), static_cast<int>(events.size()), &ts, nullptr);
+      if (n < 0 && errno == ENOSYS) has_pwait2 = false;  // before Linux 5.11: milliseconds below
+    }
+    if (rate == 0) {
+      n = epoll_wait(ep, events.data(), static_cast<int>(events.size()), 100);
+    } else if (!has_pwait2) {
+      const int64_t wait_ns = next_wait_ns(NowNs());
+      n = epoll_wait(ep, events.data(), static_cast<int>(events.size()), static_cast<int>((wait_ns + 999'999) / 1'000'000));
+    }
     if (n < 0 && errno != EINTR) Die("epoll_wait");
     for (int e = 0; e < n; ++e) {
       Member& m = conns[events[static_cast<size_t>(e)].data.u64];
@@ -617,30 +705,46 @@ int main(int argc, char** argv) {
             }
             if (!protocol->AcksPublishes() && static_cast<int>(s.publisher) == m.publisher) {
               --m.in_flight;
-              publish(m);
+              if (rate == 0) publish(m);
             }
           },
           [&] {
             --m.in_flight;
-            publish(m);
+            if (rate == 0) publish(m);
           });
     }
+    if (rate > 0) pace(NowNs());
   }
   const double elapsed = std::chrono::duration<double>(Clock::now() - window_start).count();
   const double client_cpu = CpuSecondsOfSelf() - client_cpu0;
   const double server_cpu = server_pid > 0 ? CpuSecondsOfProcess(server_pid) - server_cpu0 : -1;
   const double rate_out = static_cast<double>(deliveries) / elapsed;
+  // What the window's latencies do not cover: messages in flight (not yet
+  // back to their publisher, or not acknowledged) and, open loop, due but
+  // not yet sent.
+  uint64_t unfinished = 0;
+  const int64_t end_ns = NowNs();
+  for (const Member* p : by_publisher) {
+    unfinished += p->in_flight;
+    if (rate > 0) {
+      const auto i = static_cast<size_t>(p->publisher);
+      for (uint64_t k = next_k[i]; due_at(i, k) <= end_ns; ++k) ++unfinished;
+    }
+  }
   std::printf(
       "{\"protocol\": \"%s\", \"members\": %d, \"publishers\": %d, \"size\": %zu, \"seconds\": %.3f, "
       "\"msgs_in_per_s\": %.0f, \"deliveries_per_s\": %.0f, \"p50_us\": %.1f, \"p99_us\": %.1f, "
       "\"p999_us\": %.1f, \"max_us\": %.1f, \"lost\": %llu, \"duplicated\": %llu, "
-      "\"client_cpu_s\": %.3f, \"server_cpu_s\": %.3f, \"server_cpu_us_per_delivery\": %.4f}\n",
+      "\"client_cpu_s\": %.3f, \"server_cpu_s\": %.3f, \"server_cpu_us_per_delivery\": %.4f, "
+      "\"offered_msgs_per_s\": %.3f, \"held\": %llu, \"unfinished\": %llu, \"send_lag_p99_us\": %.1f}\n",
       protocol_name.c_str(), members, publishers, size, elapsed,
       static_cast<double>(published - published0) / elapsed, rate_out,
       static_cast<double>(latency.Percentile(0.5)) / 1e3, static_cast<double>(latency.Percentile(0.99)) / 1e3,
       static_cast<double>(latency.Percentile(0.999)) / 1e3, static_cast<double>(latency.Max()) / 1e3,
       static_cast<unsigned long long>(lost), static_cast<unsigned long long>(duplicated), client_cpu,
-      server_cpu, server_pid > 0 && deliveries > 0 ? server_cpu * 1e6 / static_cast<double>(deliveries) : -1.0);
+      server_cpu, server_pid > 0 && deliveries > 0 ? server_cpu * 1e6 / static_cast<double>(deliveries) : -1.0, rate,
+      static_cast<unsigned long long>(held - held0), static_cast<unsigned long long>(unfinished),
+      static_cast<double>(send_lag.Percentile(0.99)) / 1e3);
   if (per_member) {
     PrintPerMember(conns, members, by_publisher, latency_first, latency_second);
     PrintFanout(fanout, window_start_ns);
