@@ -12,6 +12,7 @@
 #include "keel/net/internal/session_core.h"
 #include "keel/net/listener.h"
 #include "keel/net/socket_options.h"
+#include "keel/net/wake_batch.h"
 
 namespace keel::net {
 
@@ -62,12 +63,17 @@ IoLoop::~IoLoop() {
 
 // ---- posting (any thread) ----
 
-void IoLoop::PostTask(Task task) {
+void IoLoop::PostTask(Task task, bool may_defer) {
   {
     core::LockGuard<core::SpinLock> g(post_mu_);
     posted_.push_back(std::move(task));
   }
-  if (!InLoopThread()) backend_->Wake();
+  if (!InLoopThread() && !(may_defer && WakeBatch::Defer(this))) WakeNow();
+}
+
+void IoLoop::WakeNow() {
+  NetCounters::Add(counters_->wake_requests);
+  backend_->Wake();
 }
 
 void IoLoop::PostFlush(SessionRef s) {
@@ -84,7 +90,9 @@ void IoLoop::PostCloseWithNotice(SessionRef s, SendBufferRef notice, uint32_t ti
 void IoLoop::PostCheckSoftLimit(SessionRef s) { PostTask({Task::kCheckSoft, std::move(s)}); }
 void IoLoop::Post(std::function<void()> fn) { PostTask({Task::kFn, nullptr, 0, std::move(fn)}); }
 void IoLoop::Shutdown() {
-  Post([this] { ShutdownOnLoop(); });
+  // Woken now even inside a WakeBatch: Service::Stop joins and frees the
+  // loops right after, before any batch could end.
+  PostTask({Task::kFn, nullptr, 0, [this] { ShutdownOnLoop(); }}, /*may_defer=*/false);
 }
 
 // ---- the loop ----

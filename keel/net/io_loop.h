@@ -94,7 +94,12 @@ class IoLoop {
     uint32_t generation = 0;
   };
 
-  void PostTask(Task task);
+  // may_defer: a WakeBatch on the posting thread may hold the wake-up.
+  void PostTask(Task task, bool may_defer = true);
+  friend class WakeBatch;
+  // Any thread: wakes the loop (its backend's Wake) and counts the request
+  // (NetStats::wake_requests; the backend drops a repeat before the loop ran).
+  void WakeNow();
   bool RunPosted();
   void FlushScheduled();
   void RunTimers();

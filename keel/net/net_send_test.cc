@@ -1,6 +1,6 @@
 // Sending on every backend over real 127.0.0.1 sockets: per-loop traffic
 // counters, the slow-consumer limit, Send and Disconnect from many threads,
-// one SendBuffer queued on a thousand sessions.
+// one SendBuffer queued on a thousand sessions, WakeBatch.
 #include "keel/net/service.h"
 
 #include <gtest/gtest.h>
@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "keel/net/testing/net_fixture.h"
+#include "keel/net/wake_batch.h"
 
 namespace keel::net::testing {
 namespace {
@@ -21,7 +22,20 @@ using namespace std::chrono_literals;
 
 // The same fixture as net_test.cc, as its own suite (one instantiation per
 // binary and suite).
-class NetTestSending : public NetTest {};
+class NetTestSending : public NetTest {
+ protected:
+  // Each client reads exactly `want`, then all close and the server sees
+  // every disconnect.
+  void EveryClientGetsThenCloses(const std::vector<int>& fds, const std::vector<uint8_t>& want) {
+    std::vector<uint8_t> got(want.size());
+    for (int fd : fds) {
+      ASSERT_TRUE(RecvAll(fd, got.data(), got.size()));
+      ASSERT_TRUE(got == want);
+    }
+    for (int fd : fds) ::close(fd);
+    ASSERT_TRUE(WaitFor([&] { return log_.disconnected.load() == static_cast<int>(fds.size()); }));
+  }
+};
 
 // Each loop counts its own reads and writes (single-writer counters); the
 // Service's stats add up every loop's.
@@ -182,18 +196,48 @@ TEST_P(NetTestSending, OneSendBufferReachesThousandSessionsIntact) {
     std::lock_guard<std::mutex> g(log_.mu);
     for (auto& s : log_.sessions) ASSERT_TRUE(s->Send(buf));
   }
-  std::vector<uint8_t> got(want.size());
-  for (int fd : fds) {
-    ASSERT_TRUE(RecvAll(fd, got.data(), got.size()));
-    ASSERT_TRUE(got == want);
-  }
-  for (int fd : fds) ::close(fd);
-  ASSERT_TRUE(WaitFor([&] { return log_.disconnected.load() == kClients; }));
+  ASSERT_NO_FATAL_FAILURE(EveryClientGetsThenCloses(fds, want));
   {
     std::lock_guard<std::mutex> g(log_.mu);
     log_.sessions.clear();
   }
   EXPECT_TRUE(WaitFor([&] { return SendBuffer::Stats().buffers_live == base.buffers_live; }));
+}
+
+// Sends from another thread inside a WakeBatch queue their flushes but wake
+// no loop until the outermost batch ends; then each loop with new work is
+// woken once (without the batch: once per Send to an idle session).
+TEST_P(NetTestSending, SendsInAWakeBatchWakeEachLoopOnceWhenItEnds) {
+  log_.keep = true;
+  StartServer<SinkSession>();  // two IO threads
+  constexpr int kClients = 20;
+  std::vector<int> fds;
+  for (int i = 0; i < kClients; ++i) {
+    fds.push_back(ConnectClient(port_));
+    ASSERT_GE(fds.back(), 0);
+  }
+  // OnConnected runs on the session's own loop: every hand-over is done.
+  ASSERT_TRUE(WaitFor([&] { return log_.connected.load() == kClients; }));
+  const NetStats base = server_->stats();
+  auto want = Pattern(300, 5);
+  SendBufferRef buf = SendBuffer::Copy(want);
+  {
+    WakeBatch outer;
+    {
+      WakeBatch inner;  // nested: collects into the outer batch
+      std::lock_guard<std::mutex> g(log_.mu);
+      for (auto& s : log_.sessions) ASSERT_TRUE(s->Send(buf));
+    }
+    const NetStats mid = server_->stats();
+    EXPECT_EQ(mid.flush_posts - base.flush_posts, static_cast<uint64_t>(kClients));
+    EXPECT_EQ(mid.wake_requests, base.wake_requests) << "a loop was woken inside the batch";
+  }
+  const uint64_t wakes = server_->stats().wake_requests - base.wake_requests;
+  EXPECT_GE(wakes, 1u);
+  EXPECT_LE(wakes, 2u) << "one wake per loop, two loops";
+  ASSERT_NO_FATAL_FAILURE(EveryClientGetsThenCloses(fds, want));
+  std::lock_guard<std::mutex> g(log_.mu);
+  log_.sessions.clear();
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, NetTestSending, ::testing::ValuesIn(TestBackends()), ParamName);

@@ -23,6 +23,7 @@ struct NetStats {
   uint64_t recv_ops = 0;             // completed reads
   uint64_t send_ops = 0;             // completed (gathered) writes
   uint64_t flush_posts = 0;          // flushes posted to a loop by Sends on other threads
+  uint64_t wake_requests = 0;        // loop wake-ups asked by other threads (WakeBatch: one per batch and loop)
   uint64_t notice_disconnects = 0;   // DisconnectWithNotice calls that took effect
   uint64_t notice_dropped_bytes = 0; // queued bytes DisconnectWithNotice dropped unsent
   uint64_t lingering_closes = 0;     // closes that shut down the write side and drained first

@@ -1,6 +1,7 @@
 #include "keel/net/service.h"
 
 #include <atomic>
+#include <cassert>
 #include <mutex>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include "keel/net/io_loop.h"
 #include "keel/net/listener.h"
 #include "keel/net/socket_options.h"
+#include "keel/net/wake_batch.h"
 
 namespace keel::net {
 
@@ -189,6 +191,8 @@ void Service::StopAccepting() {
 void Service::Stop() {
   Impl& m = *impl_;
   if (!m.running.exchange(false)) return;
+  // A batch would hold pointers to the loops freed below (wake_batch.h).
+  assert(!WakeBatch::Active() && "Service::Stop inside a WakeBatch");
   m.stopped = true;
   for (auto& loop : m.loops) loop->Shutdown();
   try {

@@ -38,6 +38,7 @@ struct NetCounters {
   std::atomic<uint64_t> sessions_accepted{0};
   std::atomic<uint64_t> sessions_connected{0};
   std::atomic<uint64_t> flush_posts{0};
+  std::atomic<uint64_t> wake_requests{0};
   std::atomic<uint64_t> notice_disconnects{0};
   std::atomic<uint64_t> notice_dropped_bytes{0};
   std::atomic<uint64_t> lingering_closes{0};
@@ -68,6 +69,7 @@ struct NetCounters {
       s.send_ops += ld(traffic[i].send_ops);
     }
     s.flush_posts = ld(flush_posts);
+    s.wake_requests = ld(wake_requests);
     s.notice_disconnects = ld(notice_disconnects);
     s.notice_dropped_bytes = ld(notice_dropped_bytes);
     s.lingering_closes = ld(lingering_closes);
