@@ -39,6 +39,11 @@ struct ChatConfig {
   // with ERROR_ROOM_BUSY (counted: room_busy). 0: no limit.
   uint32_t room_backlog = 10000;
   uint64_t room_backlog_bytes = 8 * 1024 * 1024;
+  // A room broadcast wakes each IO loop once per this many members
+  // (net::WakeBatch) instead of at the first Send to each idle member.
+  // 0: off. Saves CPU where IO threads and workers share cores, at some
+  // latency (docs/chat.md, "Broadcast wake batch").
+  uint32_t broadcast_wake_batch = 0;
 
   // keel::net limits and socket options.
   uint64_t send_soft_limit = 256 * 1024;

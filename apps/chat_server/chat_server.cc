@@ -185,17 +185,17 @@ void ChatServer::HandleJoinRoom(const ChatSessionRef& session, const JoinRoom& m
 }
 
 void ChatServer::MoveTo(ChatSession& session, const std::shared_ptr<Room>& room) {
-  // A room already full refuses here, with the session still in its old
-  // room. (The room's own check in Room::Join still decides a race: if it
-  // fills up between this read and the Join, the session has left its old
-  // room and is in none: Room::Join marks it, ChatSession::OnFrame clears
-  // room_; docs/chat.md.)
-  if (room->size() >= config_.room.max_members) {
-    return SendError(session, ERROR_ROOM_FULL, room->room_name());
-  }
-  if (!room->ReserveJoin()) {
-    counters_.room_busy.fetch_add(1, std::memory_order_relaxed);
-    return SendError(session, ERROR_ROOM_BUSY, room->room_name());
+  // A full room (every seat a member or a reserved Join) or a busy one
+  // refuses here, with the session still in its old room; a reserved Join
+  // is not refused for room later (docs/chat.md, "Joining a room").
+  switch (room->ReserveJoin()) {
+    case Room::Reserved::kOk:
+      break;
+    case Room::Reserved::kFull:
+      return SendError(session, ERROR_ROOM_FULL, room->room_name());
+    case Room::Reserved::kBusy:
+      counters_.room_busy.fetch_add(1, std::memory_order_relaxed);
+      return SendError(session, ERROR_ROOM_BUSY, room->room_name());
   }
   LeaveCurrentRoom(session, true);
   session.room_ = room;

@@ -75,9 +75,11 @@ class ChatSession : public proto::PacketSession {
   std::atomic<uint64_t> user_id_{0};
   std::string nickname_;
   std::shared_ptr<Room> room_;  // IO thread only
-  // A room whose Join job refused this session (full by the time it ran):
-  // set by that room's worker, consumed on the IO thread before the next
-  // frame, which then drops room_ if it still names that room.
+  // A room whose Join job refused this session: set by that room's worker,
+  // consumed on the IO thread before the next frame, which then drops room_
+  // if it still names that room. A guard: a Join holds a seat reserved
+  // before it was posted (Room::ReserveJoin), so no refusal is expected
+  // (asserted in debug builds).
   std::atomic<const Room*> join_refused_by_{nullptr};
   std::atomic<int64_t> last_frame_ns_;     // written on the IO thread, read by Tick
   std::atomic<int64_t> over_soft_since_ns_{0};  // Tick: queue over the soft limit since (0: not)
@@ -118,11 +120,15 @@ class Room : public job::JobQueue {
 
   enum class Posted { kOk, kBusy, kClosed };  // kClosed: the scheduler is shutting down
 
-  // Counts a Join in the backlog; false (nothing counted) if the room is at
-  // its limit. Called before the session leaves its old room, so a busy
-  // room refuses the move with the session still where it was. PostJoin
-  // must follow a true.
-  bool ReserveJoin();
+  // Takes a seat for a Join and counts it in the backlog, or refuses with
+  // nothing taken: kFull if every seat is taken by a member or by a Join
+  // reserved before and not yet run, kBusy if the backlog is at its limit.
+  // Called before the session leaves its old room, so a refused move leaves
+  // the session where it was, and a reserved Join is never refused for room
+  // (two Joins racing for the last seat: the second is refused here, not
+  // after it left its room). PostJoin must follow kOk.
+  enum class Reserved { kOk, kBusy, kFull };
+  Reserved ReserveJoin();
   // False if the scheduler refused the job (shutting down).
   bool PostJoin(ChatSessionRef session);
   bool PostLeave(ChatSessionRef session, bool notify);
@@ -166,6 +172,9 @@ class Room : public job::JobQueue {
   // Says and Joins posted, not yet taken by their job; text bytes of those Says.
   uint64_t backlog_ KEEL_GUARDED_BY(post_mu_) = 0;
   uint64_t backlog_bytes_ KEEL_GUARDED_BY(post_mu_) = 0;
+  // Members plus Joins reserved and not yet run (ReserveJoin); a Leave or a
+  // refused Join gives its seat back.
+  uint32_t seats_ KEEL_GUARDED_BY(post_mu_) = 0;
 };
 
 class ChatServer final : public ChatHandler<ChatSessionRef> {

@@ -28,6 +28,7 @@ class RoomState {
   RoomState(std::string name, RoomLimits limits) : name_(std::move(name)), limits_(limits) {}
 
   const std::string& name() const noexcept { return name_; }
+  uint32_t max_members() const noexcept { return limits_.max_members; }
   size_t size() const noexcept { return members_.size(); }
   bool Has(uint64_t user_id) const noexcept { return members_.contains(user_id); }
 

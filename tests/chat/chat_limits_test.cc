@@ -348,6 +348,17 @@ class ChatOneMemberRooms : public ChatFixture {
     second_.reset();
     ChatFixture::TearDown();
   }
+  // The client is still in `room`: its Say comes back from there.
+  static void ExpectStillIn(RawClient& client, const std::string& room, const std::string& text) {
+    keel::chat::Say say;
+    say.set_text(text);
+    say.set_client_seq(1);
+    ASSERT_TRUE(client.Send(say));
+    RoomMessage m;
+    ASSERT_TRUE(client.Expect(kRoomMessageId, m)) << "the session left its room";
+    EXPECT_EQ(m.room(), room);
+    EXPECT_EQ(m.text(), text);
+  }
   std::unique_ptr<RawClient> first_, second_;
 };
 
@@ -369,21 +380,14 @@ TEST_F(ChatOneMemberRooms, FullRoomRefusesAJoinAndTheSessionStaysInItsRoom) {
   Error e;
   ASSERT_TRUE(other.Expect(kErrorId, e));
   EXPECT_EQ(e.code(), ERROR_ROOM_FULL);
-  keel::chat::Say say;
-  say.set_text("still mine");
-  say.set_client_seq(1);
-  ASSERT_TRUE(other.Send(say));
-  RoomMessage m;
-  ASSERT_TRUE(other.Expect(kRoomMessageId, m)) << "the session left its room for none";
-  EXPECT_EQ(m.room(), "mine");
-  EXPECT_EQ(m.text(), "still mine");
+  ExpectStillIn(other, "mine", "still mine");
 }
 
-// Two Joins pass the IO threads' full-room check while the room's worker is
-// held; the room takes the first and refuses the second. The refused
-// session has left its old room and is in none: joining the room again is
-// refused as full (not "already in room"), and leaving says it is in none.
-TEST_F(ChatOneMemberRooms, JoinRefusedByTheRoomLeavesTheSessionInNoRoom) {
+// Two Joins race for the last seat of a room whose worker is held: the
+// first takes the seat and is queued; the second is refused at once with
+// ROOM_FULL, still in its old room (it keeps talking there), instead of
+// leaving its room and being refused by the room later.
+TEST_F(ChatOneMemberRooms, TwoJoinsRaceForTheLastSeatAndTheLoserStaysInItsRoom) {
   ASSERT_NO_FATAL_FAILURE(StartWithTwoUsers("first", "second"));
   RawClient& first = *first_;
   RawClient& second = *second_;
@@ -397,23 +401,45 @@ TEST_F(ChatOneMemberRooms, JoinRefusedByTheRoomLeavesTheSessionInNoRoom) {
     JoinRoom join;
     join.set_name("solo");
     ASSERT_TRUE(first.Send(join));
-    // Both Joins are queued on the held room, in this order, before it runs either.
     ASSERT_TRUE(nt::WaitFor([&] { return solo->Depth() >= held + 1; }, 10s));
+    ASSERT_EQ(solo->size(), 0u) << "the first Join ran although the room is held";
     ASSERT_TRUE(second.Send(join));
-    ASSERT_TRUE(nt::WaitFor([&] { return solo->Depth() >= held + 2; }, 10s));
+    Error e;
+    ASSERT_TRUE(second.Expect(kErrorId, e)) << "the second Join was not refused while the room was held";
+    EXPECT_EQ(e.code(), ERROR_ROOM_FULL);
+    EXPECT_EQ(solo->Depth(), held + 1) << "the refused Join was queued";
   }
   ASSERT_TRUE(first.ExpectJoined());
-  Error e;
-  ASSERT_TRUE(second.Expect(kErrorId, e));
-  EXPECT_EQ(e.code(), ERROR_ROOM_FULL);
+  ExpectStillIn(second, "mine", "still mine");
+  // The seat frees when the member leaves.
+  ASSERT_TRUE(first.Send(LeaveRoom()));
   JoinRoom again;
   again.set_name("solo");
+  ASSERT_TRUE(nt::WaitFor([&] { return solo->size() == 0; }, 10s));
   ASSERT_TRUE(second.Send(again));
-  ASSERT_TRUE(second.Expect(kErrorId, e));
-  EXPECT_EQ(e.code(), ERROR_ROOM_FULL) << "the session still thought it was in the room";
-  ASSERT_TRUE(second.Send(LeaveRoom()));
-  ASSERT_TRUE(second.Expect(kErrorId, e));
-  EXPECT_EQ(e.code(), ERROR_NOT_IN_ROOM);
+  ASSERT_TRUE(second.ExpectJoined());
+}
+
+// A session that disconnects with its Join still queued gives its seat
+// back: the Join runs, then the disconnect's Leave, and the room can be
+// joined again.
+TEST_F(ChatOneMemberRooms, ADisconnectWithItsJoinQueuedGivesTheSeatBack) {
+  ASSERT_NO_FATAL_FAILURE(StartWithTwoUsers("first", "second"));
+  ASSERT_TRUE(server_->CreateEmptyRoom("solo"));
+  const std::shared_ptr<Room> solo = server_->FindRoom("solo");
+  ASSERT_NE(solo, nullptr);
+  {
+    HeldRoom hold(*solo);
+    const std::size_t held = solo->Depth();
+    JoinRoom join;
+    join.set_name("solo");
+    ASSERT_TRUE(first_->Send(join));
+    ASSERT_TRUE(nt::WaitFor([&] { return solo->Depth() >= held + 1; }, 10s));
+    first_.reset();  // disconnects; its Leave is queued behind the Join
+    ASSERT_TRUE(nt::WaitFor([&] { return solo->Depth() >= held + 2; }, 10s));
+  }
+  ASSERT_TRUE(nt::WaitFor([&] { return solo->Depth() == 0 && solo->size() == 0; }, 10s));
+  ASSERT_TRUE(second_->JoinRoom("solo")) << "the disconnected session kept its seat";
 }
 
 // The byte limit counts the text of the Says waiting: a Say that would take
