@@ -39,7 +39,9 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <array>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -211,14 +213,14 @@ class Redis final : public Protocol {
       return true;
     }
     if (head[0] != '*') return false;
-    const int n = std::atoi(std::string(head.substr(1)).c_str());
+    const int n = ToInt(head.substr(1));
     std::string_view last;
     for (int i = 0; i < n; ++i) {
       std::string_view item;
       if (!line(item)) return need_more = true;
       if (item.empty()) return false;
       if (item[0] == '$') {
-        const size_t len = static_cast<size_t>(std::atoi(std::string(item.substr(1)).c_str()));
+        const size_t len = static_cast<size_t>(ToInt(item.substr(1)));
         if (in.size() - pos < len + 2) return need_more = true;
         last = in.substr(pos, len);
         pos += len + 2;
@@ -233,6 +235,13 @@ class Redis final : public Protocol {
     return true;
   }
   bool AcksPublishes() const override { return true; }
+
+ private:
+  static int ToInt(std::string_view digits) {
+    int v = 0;
+    std::from_chars(digits.data(), digits.data() + digits.size(), v);
+    return v;
+  }
 };
 
 
@@ -274,11 +283,12 @@ class KeelChat final : public Protocol {
     if (id != 120) return true;
     std::string_view text;
     if (!FindField3(payload, text) || text.size() < 2 * sizeof(Stamp)) return false;
-    decoded_.assign(std::max(text.size() / 2, sizeof(Stamp)), 'x');
+    // Only the stamp is read back (on_body looks at sizeof(Stamp) bytes).
     for (size_t i = 0; i < sizeof(Stamp); ++i) {
-      decoded_[i] = static_cast<char>(Nibble(text[2 * i]) << 4 | Nibble(text[2 * i + 1]));
+      decoded_[i] = static_cast<char>(kNibble[static_cast<unsigned char>(text[2 * i])] << 4 |
+                                      kNibble[static_cast<unsigned char>(text[2 * i + 1])]);
     }
-    body = decoded_;
+    body = std::string_view(decoded_, sizeof(Stamp));
     return true;
   }
   bool AcksPublishes() const override { return false; }
@@ -302,7 +312,12 @@ class KeelChat final : public Protocol {
     out += static_cast<char>(id >> 8);
     out += payload;
   }
-  static int Nibble(char c) { return c <= '9' ? c - '0' : c - 'a' + 10; }
+  static constexpr auto kNibble = [] {
+    std::array<uint8_t, 256> t{};
+    for (size_t c = 0; c < 10; ++c) t['0' + c] = static_cast<uint8_t>(c);
+    for (size_t c = 0; c < 6; ++c) t['a' + c] = static_cast<uint8_t>(10 + c);
+    return t;
+  }();
   static bool ReadVarint(std::string_view& in, uint64_t& v) {
     v = 0;
     for (int shift = 0; shift < 64 && !in.empty(); shift += 7) {
@@ -335,7 +350,7 @@ class KeelChat final : public Protocol {
   }
 
   int next_member_ = 0;
-  std::string decoded_;
+  char decoded_[sizeof(Stamp)];
 };
 // One message's fan-out: when it was stamped, first and last delivered.
 struct Fanout {
