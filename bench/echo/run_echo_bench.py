@@ -131,7 +131,7 @@ def main():
                         "cpu": statistics.median(r["server_cpu_us_per_msg"] for r in good),
                         "rss": statistics.median(r.get("server_rss_kb", -1) for r in good) / 1024.0,
                         "client_cpu": statistics.median(
-                            r["client_cpu_s"] * 1e6 / r["round_trips"] for r in good if r["round_trips"]),
+                            [r["client_cpu_s"] * 1e6 / r["round_trips"] for r in good if r["round_trips"]] or [-1.0]),
                         "server_busy": statistics.median(r["server_cpu_s"] / r["seconds"] for r in good),
                         "client_busy": statistics.median(r["client_cpu_s"] / r["seconds"] for r in good),
                     }
