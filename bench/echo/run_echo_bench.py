@@ -7,7 +7,10 @@ Placement "same": server and client pinned to one core (steadiest, ranks CPU
 efficiency); "split": server on CPU 0, client on CPU 1. Each cell is repeated
 and the median kept. Reported: round trips/s, p99 latency, and server CPU
 time per message (from /proc/<pid>/stat over the measured window), each with
-its ratio to the plain epoll server.
+its ratio to the plain epoll server; then the client's CPU per message and the
+share of the window each process was on a CPU ("busy"). A server busy near 1.00
+never slept: its CPU per message is then 1 / its msgs/s, not its cost, and the
+throughput is set by whoever else is saturated (in "split", usually the client).
 
     bench/echo/run_echo_bench.py --build build/release
     bench/echo/run_echo_bench.py --connections 100 --sizes 16 --placements same --repeat 3
@@ -102,8 +105,8 @@ def main():
         words = args.servers.split(",")
         table = [(n, c) for n, c in table if any(w in n for w in words)]
     raw = []
-    print("| placement | conns | size | server | msgs/s | p99 µs | server CPU µs/msg | msgs/s vs epoll | CPU/msg vs epoll | server RSS MiB |")
-    print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+    print("| placement | conns | size | server | msgs/s | p99 µs | server CPU µs/msg | msgs/s vs epoll | CPU/msg vs epoll | server RSS MiB | client CPU µs/msg | server busy | client busy |")
+    print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for placement in args.placements.split(","):
         for conns in map(int, args.connections.split(",")):
             for size in map(int, args.sizes.split(",")):
@@ -120,13 +123,17 @@ def main():
                     good = [r for r in runs if "error" not in r]
                     if not good:
                         rows[name] = None
-                        print(f"| {placement} | {conns} | {size} | {name} | error: {runs[0]['error']} | | | | | |")
+                        print(f"| {placement} | {conns} | {size} | {name} | error: {runs[0]['error']} | | | | | | | | |")
                         continue
                     rows[name] = {
                         "rate": statistics.median(r["msgs_per_s"] for r in good),
                         "p99": statistics.median(r["p99_us"] for r in good),
                         "cpu": statistics.median(r["server_cpu_us_per_msg"] for r in good),
                         "rss": statistics.median(r.get("server_rss_kb", -1) for r in good) / 1024.0,
+                        "client_cpu": statistics.median(
+                            [r["client_cpu_s"] * 1e6 / r["round_trips"] for r in good if r["round_trips"]] or [-1.0]),
+                        "server_busy": statistics.median(r["server_cpu_s"] / r["seconds"] for r in good),
+                        "client_busy": statistics.median(r["client_cpu_s"] / r["seconds"] for r in good),
                     }
                 base = rows.get("plain epoll")
                 for name, r in rows.items():
@@ -135,7 +142,8 @@ def main():
                     rate_ratio = f"{r['rate'] / base['rate']:.2f}" if base and base["rate"] else "n/a"
                     cpu_ratio = f"{r['cpu'] / base['cpu']:.2f}" if base and base["cpu"] > 0 else "n/a"
                     print(f"| {placement} | {conns} | {size} | {name} | {r['rate']:,.0f} | {r['p99']:.0f} | "
-                          f"{r['cpu']:.2f} | {rate_ratio} | {cpu_ratio} | {r['rss']:.1f} |", flush=True)
+                          f"{r['cpu']:.2f} | {rate_ratio} | {cpu_ratio} | {r['rss']:.1f} | {r['client_cpu']:.2f} | "
+                          f"{r['server_busy']:.2f} | {r['client_busy']:.2f} |", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(raw, f, indent=1)
