@@ -57,6 +57,7 @@ std::vector<Field> Fields(ChatConfig& c) {
       {"max-sessions", "connections limit", &c.max_sessions},
       {"socket-send-buffer", "SO_SNDBUF bytes (0: kernel default)", &c.socket_send_buffer},
       {"socket-recv-buffer", "SO_RCVBUF bytes (0: kernel default)", &c.socket_recv_buffer},
+      {"busy-poll-us", "spin this long for completions before an IO loop sleeps (0: never)", &c.busy_poll_us},
   };
 }
 
@@ -115,6 +116,7 @@ net::NetConfig ChatConfig::ToNetConfig() const {
   net.max_sessions = max_sessions;
   net.socket_send_buffer = socket_send_buffer;
   net.socket_recv_buffer = socket_recv_buffer;
+  net.busy_poll_us = busy_poll_us;
   return net;
 }
 

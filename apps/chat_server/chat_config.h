@@ -52,6 +52,7 @@ struct ChatConfig {
   uint64_t max_sessions = 10000;
   int32_t socket_send_buffer = 0;
   int32_t socket_recv_buffer = 0;
+  uint32_t busy_poll_us = 0;  // NetConfig::busy_poll_us
 
   net::NetConfig ToNetConfig() const;
 };

@@ -40,6 +40,8 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "IO threads")->check(CLI::Range(1, 256));
   app.add_option("--io", io, "backend: auto|uring|epoll")->check(CLI::IsMember({"auto", "uring", "epoll"}));
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error|critical|off");
+  uint32_t busy_poll_us = 0;
+  app.add_option("--busy-poll-us", busy_poll_us, "spin this long for completions before an IO loop sleeps (0: never)");
   CLI11_PARSE(app, argc, argv);
 
   spdlog::level::level_enum level;
@@ -48,6 +50,7 @@ int main(int argc, char** argv) {
   keel::net::NetConfig cfg;
   cfg.io_threads = threads;
   cfg.backend = *keel::net::ParseIoBackend(io);
+  cfg.busy_poll_us = busy_poll_us;
   // An IO loop whose backend failed for good (ADR 0011): stop like on a
   // signal, and exit non-zero below.
   cfg.on_loop_failed = [](uint32_t, int) { ::kill(::getpid(), SIGTERM); };

@@ -67,6 +67,7 @@ void IoLoop::PostTask(Task task, bool may_defer) {
   {
     core::LockGuard<core::SpinLock> g(post_mu_);
     posted_.push_back(std::move(task));
+    posted_pending_.store(true, std::memory_order_relaxed);
   }
   if (!InLoopThread() && !(may_defer && WakeBatch::Defer(this))) WakeNow();
 }
@@ -100,7 +101,9 @@ void IoLoop::Shutdown() {
 void IoLoop::Run() {
   thread_id_.store(std::this_thread::get_id(), std::memory_order_relaxed);
   for (;;) {
-    const std::size_t n = backend_->Wait(completions_, NextTimeoutMs());
+    const int timeout_ms = NextTimeoutMs();
+    const std::size_t n = config_.busy_poll_us > 0 && timeout_ms != 0 ? BusyPollThenWait(timeout_ms)
+                                                                       : backend_->Wait(completions_, timeout_ms);
     for (std::size_t i = 0; i < n; ++i) {
       // Software pipeline over the batch (see PrefetchSession).
       if (i + 2 < n) PrefetchSession(completions_[i + 2]);
@@ -142,11 +145,30 @@ int IoLoop::NextTimeoutMs() {
   return ms;
 }
 
+std::size_t IoLoop::BusyPollThenWait(int timeout_ms) {
+  internal::LoopTraffic::Bump(traffic_.busy_polls);
+  auto spin = std::chrono::microseconds(config_.busy_poll_us);
+  if (timeout_ms > 0) spin = std::min<std::chrono::microseconds>(spin, std::chrono::milliseconds(timeout_ms));
+  const auto end = Clock::now() + spin;
+  do {
+    // A poll: submits, reaps, never sleeps. Work posted by another thread
+    // (its Wake may already have been consumed by this poll) also ends it.
+    const std::size_t n = backend_->Wait(completions_, 0);
+    if (n > 0 || posted_pending_.load(std::memory_order_relaxed)) {
+      internal::LoopTraffic::Bump(traffic_.busy_poll_hits);
+      return n;
+    }
+    if (backend_->error() != 0) return 0;
+  } while (Clock::now() < end);
+  return backend_->Wait(completions_, NextTimeoutMs());
+}
+
 bool IoLoop::RunPosted() {
   {
     core::LockGuard<core::SpinLock> g(post_mu_);
     if (posted_.empty()) return false;
     running_.swap(posted_);
+    posted_pending_.store(false, std::memory_order_relaxed);
   }
   for (Task& t : running_) {
     Session* s = t.session.get();

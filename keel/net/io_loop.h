@@ -104,6 +104,9 @@ class IoLoop {
   void FlushScheduled();
   void RunTimers();
   int NextTimeoutMs();
+  // NetConfig::busy_poll_us: polls the backend without sleeping for up to
+  // that long (at most timeout_ms), then waits as usual with what is left.
+  std::size_t BusyPollThenWait(int timeout_ms);
   void Dispatch(const internal::Completion& c);
   // The session a completion's slot holds now (a hint: stale or null).
   const Session* SessionHint(const internal::Completion& c) const noexcept;
@@ -145,6 +148,9 @@ class IoLoop {
 
   core::SpinLock post_mu_{"IoLoop.post"};
   std::vector<Task> posted_ KEEL_GUARDED_BY(post_mu_);
+  // Whether posted_ has work: written under post_mu_, read without it by
+  // BusyPollThenWait (a hint; posted_ itself is read under the lock).
+  std::atomic<bool> posted_pending_{false};
   std::vector<Task> running_;  // loop only: the batch being run
   // Loop only: sessions Sent to from this thread during the current pass.
   std::vector<SessionRef> needs_flush_;

@@ -55,6 +55,14 @@ struct NetConfig {
   // close into an RST that destroys the last bytes (a kick's notice) before
   // the peer reads them. false: close as soon as the last byte is written.
   bool linger_close = true;
+  // Before an IO loop sleeps, it polls for completions without sleeping for
+  // up to this long (less if a timer is due sooner). Trades a core's idle
+  // time for the wake-up: the loop finds work that arrives within the spin
+  // without being woken (counted: NetStats::busy_polls, busy_poll_hits).
+  // 0: never spin. Off by default; measured in docs/benchmarks.md
+  // ("Echo: busy polling"): it pays where the client side is the
+  // saturated one, costs CPU where server and client share a core.
+  uint32_t busy_poll_us = 0;
 
   // Socket options.
   bool tcp_nodelay = true;

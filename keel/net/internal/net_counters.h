@@ -22,6 +22,8 @@ struct alignas(64) LoopTraffic {
   std::atomic<uint64_t> bytes_sent{0};
   std::atomic<uint64_t> recv_ops{0};
   std::atomic<uint64_t> send_ops{0};
+  std::atomic<uint64_t> busy_polls{0};      // spins before a sleep (NetConfig::busy_poll_us)
+  std::atomic<uint64_t> busy_poll_hits{0};  // ... that found work and skipped the sleep
 
   // Single writer only (the owning loop's thread).
   static void Bump(std::atomic<uint64_t>& c, uint64_t n = 1) noexcept {
@@ -67,6 +69,8 @@ struct NetCounters {
       s.bytes_sent += ld(traffic[i].bytes_sent);
       s.recv_ops += ld(traffic[i].recv_ops);
       s.send_ops += ld(traffic[i].send_ops);
+      s.busy_polls += ld(traffic[i].busy_polls);
+      s.busy_poll_hits += ld(traffic[i].busy_poll_hits);
     }
     s.flush_posts = ld(flush_posts);
     s.wake_requests = ld(wake_requests);
