@@ -27,6 +27,7 @@
 #include <map>
 #include <ostream>
 #include <set>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -147,6 +148,20 @@ class BackendTest : public ::testing::TestWithParam<Factory> {
     return b;
   }
   // Waits until `n` completions arrived or `limit` passed.
+  // Sends `iov` on a fresh connected pair: one send completion carrying
+  // `user_data` and the whole length, and the peer reads `want`.
+  void SendAndExpectArrives(std::span<iovec> iov, uint64_t user_data, const std::string& want) {
+    Listener l;
+    TcpPair p = MakePair(l);
+    backend_->Send(p.a.get(), iov.data(), static_cast<int>(iov.size()), user_data);
+    std::vector<Completion> got = Collect(1);
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(got[0].user_data, user_data);
+    EXPECT_EQ(got[0].kind, OpKind::kSend);
+    EXPECT_EQ(got[0].result, static_cast<int32_t>(want.size()));
+    EXPECT_EQ(ReadUpTo(p.b.get(), want.size()), want);
+  }
+
   std::vector<Completion> Collect(std::size_t n, milliseconds limit = milliseconds(3000),
                                   Backend* b = nullptr) {
     if (b == nullptr) b = backend_.get();
