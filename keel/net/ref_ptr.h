@@ -27,6 +27,9 @@ class RefCounted {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) Destroy();
   }
   uint32_t RefCountForTesting() const noexcept { return refs_.load(std::memory_order_relaxed); }
+  // The count now, with acquire ordering: a holder that reads 1 knows every
+  // other holder is gone and sees everything they did before releasing.
+  uint32_t RefCount() const noexcept { return refs_.load(std::memory_order_acquire); }
 
  protected:
   virtual ~RefCounted() = default;

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cstring>
 #include <new>
+#include <utility>
 #include <vector>
 
 #include "keel/core/lock_guard.h"
@@ -116,6 +117,24 @@ class PooledSendBuffer final : public SendBuffer {
   ChunkHeader* chunk_;
 };
 
+// A slice of someone else's bytes (Wrap); the object itself is carved from
+// the thread's chunk like a pooled buffer with no bytes of its own.
+class WrappedSendBuffer final : public SendBuffer {
+ public:
+  WrappedSendBuffer(ChunkHeader* chunk, RefPtr<const RefCounted> owner, std::span<const uint8_t> bytes) noexcept
+      : SendBuffer(const_cast<uint8_t*>(bytes.data()), bytes.size()), chunk_(chunk), owner_(std::move(owner)) {}
+
+ private:
+  void Destroy() const noexcept override {
+    ChunkHeader* chunk = chunk_;
+    this->~WrappedSendBuffer();  // releases owner_
+    counters().buffers_live.fetch_sub(1, std::memory_order_relaxed);
+    ReleaseChunk(chunk);
+  }
+  ChunkHeader* chunk_;
+  RefPtr<const RefCounted> owner_;
+};
+
 class LargeSendBuffer final : public SendBuffer {
  public:
   LargeSendBuffer(uint8_t* data, std::size_t size) noexcept : SendBuffer(data, size) {}
@@ -129,6 +148,25 @@ class LargeSendBuffer final : public SendBuffer {
   }
 };
 
+namespace {
+
+// `need` bytes from the calling thread's chunk, and a reference on it.
+std::pair<ChunkHeader*, uint8_t*> Carve(std::size_t need) {
+  ThreadChunk& tc = tls_chunk;
+  if (tc.chunk == nullptr || tc.used + need > SendBuffer::kChunkSize) {
+    if (tc.chunk) ReleaseChunk(tc.chunk);
+    tc.chunk = ChunkPool::Instance().Get();
+    tc.chunk->refs.store(1, std::memory_order_relaxed);  // the thread's own reference
+    tc.used = 0;
+  }
+  uint8_t* base = reinterpret_cast<uint8_t*>(tc.chunk) + kHeaderSize + tc.used;
+  tc.used += need;
+  tc.chunk->refs.fetch_add(1, std::memory_order_relaxed);
+  return {tc.chunk, base};
+}
+
+}  // namespace
+
 SendBufferRef SendBuffer::Allocate(std::size_t size) {
   constexpr std::size_t kObj = AlignUp(sizeof(PooledSendBuffer));
   counters().buffers_live.fetch_add(1, std::memory_order_relaxed);
@@ -138,18 +176,14 @@ SendBufferRef SendBuffer::Allocate(std::size_t size) {
     counters().large_allocations.fetch_add(1, std::memory_order_relaxed);
     return SendBufferRef(new (mem) LargeSendBuffer(mem + kLargeObj, size));
   }
-  const std::size_t need = kObj + AlignUp(size);
-  ThreadChunk& tc = tls_chunk;
-  if (tc.chunk == nullptr || tc.used + need > kChunkSize) {
-    if (tc.chunk) ReleaseChunk(tc.chunk);
-    tc.chunk = ChunkPool::Instance().Get();
-    tc.chunk->refs.store(1, std::memory_order_relaxed);  // the thread's own reference
-    tc.used = 0;
-  }
-  uint8_t* base = reinterpret_cast<uint8_t*>(tc.chunk) + kHeaderSize + tc.used;
-  tc.used += need;
-  tc.chunk->refs.fetch_add(1, std::memory_order_relaxed);
-  return SendBufferRef(new (base) PooledSendBuffer(tc.chunk, base + kObj, size));
+  auto [chunk, base] = Carve(kObj + AlignUp(size));
+  return SendBufferRef(new (base) PooledSendBuffer(chunk, base + kObj, size));
+}
+
+SendBufferRef SendBuffer::Wrap(RefPtr<const RefCounted> owner, std::span<const uint8_t> bytes) {
+  counters().buffers_live.fetch_add(1, std::memory_order_relaxed);
+  auto [chunk, base] = Carve(AlignUp(sizeof(WrappedSendBuffer)));
+  return SendBufferRef(new (base) WrappedSendBuffer(chunk, std::move(owner), bytes));
 }
 
 SendBufferRef SendBuffer::Copy(std::span<const uint8_t> bytes) {

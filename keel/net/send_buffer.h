@@ -45,6 +45,11 @@ class SendBuffer : public RefCounted {
   static SendBufferRef Allocate(std::size_t size);
   // A buffer holding a copy of `bytes`.
   static SendBufferRef Copy(std::span<const uint8_t> bytes);
+  // A buffer over `bytes` without a copy: they belong to `owner`, which the
+  // buffer keeps alive. The bytes must not change while the buffer lives
+  // (RecvBuffer::Share keeps that promise for received bytes). Never write
+  // through data() of such a buffer.
+  static SendBufferRef Wrap(RefPtr<const RefCounted> owner, std::span<const uint8_t> bytes);
 
   uint8_t* data() noexcept { return data_; }
   const uint8_t* data() const noexcept { return data_; }

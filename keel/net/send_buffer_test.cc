@@ -67,5 +67,32 @@ TEST(SendBuffer, RefCountSharesOneBuffer) {
   EXPECT_EQ(a->RefCountForTesting(), 1u);
 }
 
+// Wrap: no copy, the owner lives while the buffer does, and the buffer is
+// counted like any other (it is released on another thread here).
+TEST(SendBuffer, WrapKeepsItsOwnerAliveWithoutCopying) {
+  struct Owner : RefCounted {
+    explicit Owner(bool* flag) : gone(flag) {}
+    ~Owner() override { *gone = true; }
+    uint8_t bytes[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    bool* gone;
+  };
+  bool gone = false;
+  const SendBufferStats base = SendBuffer::Stats();
+  SendBufferRef b;
+  {
+    RefPtr<Owner> owner = MakeRef<Owner>(&gone);
+    b = SendBuffer::Wrap(owner, std::span<const uint8_t>(owner->bytes).subspan(2, 4));
+    EXPECT_EQ(owner->RefCountForTesting(), 2u);
+    EXPECT_EQ(b->data(), owner->bytes + 2);
+    EXPECT_EQ(b->size(), 4u);
+  }
+  EXPECT_FALSE(gone) << "the buffer must keep its owner";
+  EXPECT_EQ(b->bytes()[0], 3);
+  EXPECT_EQ(SendBuffer::Stats().buffers_live, base.buffers_live + 1);
+  std::thread([b = std::move(b)]() mutable { b.reset(); }).join();
+  EXPECT_TRUE(gone);
+  EXPECT_EQ(SendBuffer::Stats().buffers_live, base.buffers_live);
+}
+
 }  // namespace
 }  // namespace keel::net
