@@ -6,38 +6,101 @@
 //   |  consumed       |  readable          |  writable       |
 //   |  (reclaimable)  |  (given to OnRecv) |  (next read)    |
 //   +-----------------+====================+-----------------+
-//   0              read_               write_            capacity
+//   0              read_               write_            end_ (= capacity, see below)
 //
 // A read lands in the writable region (CommitWrite), OnRecv consumes from
 // the front (Consume). PrepareWrite moves the readable bytes to the front
 // (compaction) when that frees enough room, and grows the storage only when
 // the readable bytes themselves need it.
+//
+// Sharing without a copy: Share(bytes) turns readable bytes into a
+// SendBuffer that points into this buffer's storage (an echo, a relay). The
+// storage is reference counted, and the buffer never writes over bytes a
+// live slice refers to:
+//
+// - an empty buffer rewinds to the front only when no slice is left;
+// - when only the last slice handed out is still queued (an echo: the
+//   previous ones are written), reads go on after it, or wrap to the front
+//   up to it (the writable region then ends at the slice, not at capacity):
+//
+//     [ writable (next read) ... | last slice, queued | consumed ]
+//     0                       last_begin_          last_end_   capacity
+//
+// - otherwise (several slices alive, or the unread bytes overlap a slice)
+//   it moves to another block, copying only the unconsumed bytes, and keeps
+//   the old one as its spare; the next such move reuses the spare if its
+//   slices are gone, else takes a fresh block and leaves the old one to its
+//   slices, freed by the last of them.
+//
+// Memory: a ping-pong echo stays in one block. A session whose slices pile
+// up (a pipelining peer, a slow reader) holds a spare and every block it
+// left while shared, each until its last slice is written. Those slices are
+// queued bytes, bounded by the send limits, but one small slice pins a
+// whole block: that is why Session::SendReceived copies small pieces
+// (NetConfig::recv_share_min).
 
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <span>
+
+#include "keel/net/ref_ptr.h"
+#include "keel/net/send_buffer.h"
 
 namespace keel::net {
 
 class RecvBuffer {
  public:
   explicit RecvBuffer(std::size_t capacity = 16 * 1024);
+  ~RecvBuffer();
+  RecvBuffer(RecvBuffer&&) noexcept;
+  RecvBuffer& operator=(RecvBuffer&&) noexcept;
 
-  std::span<const uint8_t> Readable() const noexcept { return {data_.get() + read_, write_ - read_}; }
-  std::span<uint8_t> Writable() noexcept { return {data_.get() + write_, capacity_ - write_}; }
+  std::span<const uint8_t> Readable() const noexcept { return {data_ + read_, write_ - read_}; }
+  std::span<uint8_t> Writable() noexcept { return {data_ + write_, end_ - write_}; }
   std::size_t ReadableBytes() const noexcept { return write_ - read_; }
   std::size_t capacity() const noexcept { return capacity_; }
 
   void CommitWrite(std::size_t n) noexcept { write_ += n; }
   void Consume(std::size_t n) noexcept;
   // Makes at least `min_writable` bytes writable: compacts first, grows
-  // (doubling) only if that is not enough.
-  void PrepareWrite(std::size_t min_writable);
+  // (doubling) only if that is not enough. Returns true when it had to move
+  // to another block because slices still pin the current one (see Share).
+  bool PrepareWrite(std::size_t min_writable);
+
+  // A SendBuffer over `bytes`, which must lie within Readable(); no copy.
+  // The bytes stay valid and unchanged while the SendBuffer lives, wherever
+  // it is released. Consuming them is still up to the caller.
+  SendBufferRef Share(std::span<const uint8_t> bytes);
+  // Whether `bytes` lie within Readable() (what Share accepts).
+  bool Contains(std::span<const uint8_t> bytes) const noexcept {
+    const auto r = Readable();
+    return bytes.data() >= r.data() && bytes.data() + bytes.size() <= r.data() + r.size();
+  }
+  // Whether a SendBuffer from Share, other than the buffer's own hold on
+  // the last one, still refers to the current block.
+  bool Shared() const noexcept;
 
  private:
-  std::unique_ptr<uint8_t[]> data_;
-  std::size_t capacity_;
+  class Block;
+  enum class Pinned { kNothing, kLastSlice, kUnknown };
+
+  std::size_t Slices() const noexcept;  // SendBuffers from Share alive on block_
+  // What slices keep from being overwritten: nothing, only the bytes of the
+  // last one (last_begin_..last_end_), or anything in the block.
+  Pinned Pin() noexcept;
+
+  RefPtr<Block> block_;
+  // The block reads left because it was still shared; reused once its
+  // slices are gone.
+  RefPtr<Block> spare_;
+  // The last slice handed out, held so that its bytes are known: when it
+  // is the only slice left, the rest of the block is free again.
+  SendBufferRef last_;
+  std::size_t last_begin_ = 0;
+  std::size_t last_end_ = 0;
+  uint8_t* data_ = nullptr;  // block_'s bytes
+  std::size_t capacity_ = 0;
+  std::size_t end_ = 0;  // end of the writable region: capacity_, or last_begin_ after wrapping
   std::size_t read_ = 0;
   std::size_t write_ = 0;
 };

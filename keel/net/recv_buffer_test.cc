@@ -55,5 +55,161 @@ TEST(RecvBuffer, ConsumeNeverPassesTheWriteCursor) {
   EXPECT_EQ(b.ReadableBytes(), 0u);
 }
 
+std::string Str(const SendBufferRef& b) { return {reinterpret_cast<const char*>(b->data()), b->size()}; }
+
+// A shared slice pins its bytes: the buffer does not rewind under it, and
+// when it must compact it moves to another block, carrying only the
+// unconsumed bytes; the slice still reads what was received.
+TEST(RecvBuffer, ASharedSliceKeepsItsBytesWhileTheBufferReadsOn) {
+  RecvBuffer b(64);
+  Put(b, "hello, world");
+  SendBufferRef slice = b.Share(b.Readable().first(5));
+  EXPECT_TRUE(b.Shared());
+  EXPECT_EQ(slice->data(), b.Readable().data()) << "a slice is not a copy";
+  b.Consume(12);
+  EXPECT_EQ(b.Writable().size(), 64u - 12u) << "rewound over shared bytes";
+  Put(b, std::string(40, 'x').c_str());
+  b.Consume(30);
+  EXPECT_TRUE(b.PrepareWrite(40)) << "compacting over a shared block must move to another";
+  EXPECT_EQ(Str(b), std::string(10, 'x'));
+  EXPECT_GE(b.Writable().size(), 40u);
+  EXPECT_FALSE(b.Shared()) << "the new block has no slices";
+  Put(b, std::string(50, 'y').c_str());  // overwrite everything writable
+  EXPECT_EQ(Str(slice), "hello");
+}
+
+TEST(RecvBuffer, RewindsAndCompactsInPlaceOnceTheSlicesAreGone) {
+  RecvBuffer b(64);
+  Put(b, "hello");
+  {
+    SendBufferRef slice = b.Share(b.Readable());
+    EXPECT_TRUE(b.Shared());
+  }
+  EXPECT_FALSE(b.Shared());
+  b.Consume(5);
+  EXPECT_EQ(b.Writable().size(), 64u) << "not rewound";
+  const uint8_t* front = b.Writable().data();
+  Put(b, std::string(60, 'a').c_str());
+  b.Consume(50);
+  EXPECT_FALSE(b.PrepareWrite(40));
+  EXPECT_EQ(b.Readable().data(), front) << "compacted into another block";
+}
+
+// An echo's pattern: the block left while shared becomes the spare and is
+// reused once its slice is gone, so two blocks alternate without new
+// allocations; a spare still shared is left to its slice.
+TEST(RecvBuffer, AlternatesTwoBlocksWhenTheOldOnesSlicesAreGone) {
+  RecvBuffer b(64);
+  auto fill = [&b](const char* s) {
+    Put(b, s);
+    SendBufferRef slice = b.Share(b.Readable());
+    b.Consume(b.ReadableBytes());
+    return slice;
+  };
+  const uint8_t* a = b.Readable().data();
+  SendBufferRef s1 = fill(std::string(60, '1').c_str());
+  EXPECT_TRUE(b.PrepareWrite(32));  // A shared: to a fresh block B
+  const uint8_t* block_b = b.Writable().data();
+  EXPECT_NE(block_b, a);
+  s1.reset();  // A's slice written
+  SendBufferRef s2 = fill(std::string(60, '2').c_str());
+  EXPECT_TRUE(b.PrepareWrite(32));  // B shared: back to A
+  EXPECT_EQ(b.Writable().data(), a);
+  SendBufferRef s3 = fill(std::string(60, '3').c_str());  // in A; B's slice s2 still alive
+  EXPECT_TRUE(b.PrepareWrite(32));  // neither A nor B free: a third block
+  EXPECT_NE(b.Writable().data(), a);
+  EXPECT_NE(b.Writable().data(), block_b);
+  Put(b, std::string(60, '4').c_str());
+  EXPECT_EQ(Str(s2), std::string(60, '2'));
+  EXPECT_EQ(Str(s3), std::string(60, '3'));
+}
+
+// An echo's pattern: each message is shared and consumed, and the previous
+// one's write completes before the next message arrives. Only the last slice
+// is ever queued, so reads go on after it or wrap to the front up to it: one
+// block, no moves, and the writable region never reaches into the slice.
+TEST(RecvBuffer, AnEchoWrapsAroundItsLastSliceInOneBlock) {
+  RecvBuffer b(64);
+  const uint8_t* base = b.Writable().data();
+  SendBufferRef queued;
+  for (int i = 0; i < 40; ++i) {
+    const std::string msg(20, static_cast<char>('a' + i % 26));
+    EXPECT_FALSE(b.PrepareWrite(20)) << "round " << i << " left the block";
+    auto w = b.Writable();
+    ASSERT_GE(w.size(), 20u);
+    ASSERT_GE(w.data(), base);
+    ASSERT_LE(w.data() + w.size(), base + 64) << "round " << i;
+    if (queued) {  // the writable region is clear of the queued slice
+      const bool before = w.data() + w.size() <= queued->data();
+      const bool after = w.data() >= queued->data() + queued->size();
+      ASSERT_TRUE(before || after) << "round " << i << ": a read could overwrite the queued slice";
+    }
+    std::memcpy(w.data(), msg.data(), 20);
+    b.CommitWrite(20);
+    SendBufferRef slice = b.Share(b.Readable());
+    b.Consume(20);
+    if (queued) {
+      const std::string prev(20, static_cast<char>('a' + (i - 1) % 26));
+      ASSERT_EQ(Str(queued), prev) << "round " << i;
+    }
+    queued = slice;  // the previous write completes; this one is queued
+  }
+}
+
+// The two cases the wrap must refuse: a last slice still queued after the
+// reads wrapped below it (reading on to the end would cross it), and an
+// older slice still queued in front (the last one alone does not say the
+// front is free). Either way no writable byte may lie over a queued slice.
+TEST(RecvBuffer, NeverReadsOverAnySliceStillQueued) {
+  auto clear_of = [](std::span<uint8_t> w, const SendBufferRef& s) {
+    return w.data() + w.size() <= s->data() || w.data() >= s->data() + s->size();
+  };
+  {
+    RecvBuffer b(64);
+    Put(b, std::string(40, 'a').c_str());
+    SendBufferRef written = b.Share(b.Readable());  // [0, 40)
+    b.Consume(40);
+    Put(b, std::string(20, 'b').c_str());
+    SendBufferRef queued = b.Share(b.Readable());  // [40, 60), stays queued
+    written.reset();                               // [0, 40) is written
+    b.Consume(20);
+    EXPECT_FALSE(b.PrepareWrite(20));  // wraps: [0, 40)
+    EXPECT_TRUE(clear_of(b.Writable(), queued));
+    Put(b, std::string(40, 'c').c_str());
+    b.Consume(40);
+    b.PrepareWrite(20);  // the same slice is still queued, above the reads
+    EXPECT_TRUE(clear_of(b.Writable(), queued)) << "reading on to the end crosses the queued slice";
+    Put(b, std::string(20, 'd').c_str());
+    EXPECT_EQ(Str(queued), std::string(20, 'b'));
+  }
+  {
+    RecvBuffer b(64);
+    Put(b, std::string(10, 'a').c_str());
+    SendBufferRef older = b.Share(b.Readable());  // [0, 10), queued
+    b.Consume(10);
+    Put(b, std::string(20, 'x').c_str());
+    b.Consume(20);
+    Put(b, std::string(20, 'b').c_str());
+    SendBufferRef last = b.Share(b.Readable());  // [30, 50), queued
+    b.Consume(20);
+    EXPECT_TRUE(b.PrepareWrite(20)) << "with two slices queued the block is not free below the last";
+    EXPECT_TRUE(clear_of(b.Writable(), older));
+    Put(b, std::string(20, 'c').c_str());
+    EXPECT_EQ(Str(older), std::string(10, 'a'));
+    EXPECT_EQ(Str(last), std::string(20, 'b'));
+  }
+}
+
+// The storage lives as long as its last slice, on whichever side that is.
+TEST(RecvBuffer, ASliceOutlivesItsBuffer) {
+  SendBufferRef slice;
+  {
+    RecvBuffer b(64);
+    Put(b, "still here");
+    slice = b.Share(b.Readable());
+  }
+  EXPECT_EQ(Str(slice), "still here");  // ASan: no use after free
+}
+
 }  // namespace
 }  // namespace keel::net
