@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <cstdio>
 #include <string>
 
@@ -21,7 +22,7 @@ namespace {
 class EchoSession final : public keel::net::Session {
  protected:
   std::size_t OnRecv(std::span<const uint8_t> bytes) override {
-    Send(bytes);
+    SendReceived(bytes);  // 1 KiB and more: sent from the receive buffer, no copy
     return bytes.size();
   }
 };
@@ -42,6 +43,9 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error|critical|off");
   uint32_t busy_poll_us = 0;
   app.add_option("--busy-poll-us", busy_poll_us, "spin this long for completions before an IO loop sleeps (0: never)");
+  std::size_t recv_share_min = keel::net::NetConfig{}.recv_share_min;
+  app.add_option("--recv-share-min", recv_share_min,
+                 "echo this many bytes and more from the receive buffer without a copy (0: always copy)");
   CLI11_PARSE(app, argc, argv);
 
   spdlog::level::level_enum level;
@@ -51,6 +55,7 @@ int main(int argc, char** argv) {
   cfg.io_threads = threads;
   cfg.backend = *keel::net::ParseIoBackend(io);
   cfg.busy_poll_us = busy_poll_us;
+  cfg.recv_share_min = recv_share_min == 0 ? SIZE_MAX : recv_share_min;
   // An IO loop whose backend failed for good (ADR 0011): stop like on a
   // signal, and exit non-zero below.
   cfg.on_loop_failed = [](uint32_t, int) { ::kill(::getpid(), SIGTERM); };

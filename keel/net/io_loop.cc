@@ -260,6 +260,8 @@ uint32_t IoLoop::RegisterOnLoop(const SessionRef& s, int fd) {
   core.slot = slot;
   core.generation = entry.generation;
   core.max_recv_buffer = config_.max_recv_buffer;
+  core.recv_share_min = std::max<std::size_t>(config_.recv_share_min, 1);
+  core.traffic = &traffic_;
   core.recv = RecvBuffer(config_.recv_buffer_size);
   s->loop_ = this;
   if (s->id_ == 0) s->id_ = next_session_id.fetch_add(1, std::memory_order_relaxed);
@@ -323,7 +325,9 @@ void IoLoop::Dispatch(const Completion& c) {
 
 void IoLoop::StartRecvOnLoop(Session* s) {
   SessionCore& core = *s->core_;
-  core.recv.PrepareWrite(std::max<std::size_t>(config_.recv_buffer_size / 2, 512));
+  if (core.recv.PrepareWrite(std::max<std::size_t>(config_.recv_buffer_size / 2, 512))) {
+    internal::LoopTraffic::Bump(traffic_.recv_block_switches);
+  }
   auto w = core.recv.Writable();
   core.recv_in_flight = true;
   ++core.ops_in_flight;

@@ -1,6 +1,6 @@
 // Sending on every backend over real 127.0.0.1 sockets: per-loop traffic
 // counters, the slow-consumer limit, Send and Disconnect from many threads,
-// one SendBuffer queued on a thousand sessions, WakeBatch.
+// one SendBuffer queued on a thousand sessions, WakeBatch, SendReceived.
 #include "keel/net/service.h"
 
 #include <gtest/gtest.h>
@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <numeric>
 #include <thread>
@@ -87,6 +88,137 @@ TEST_P(NetTestSending, BusyPollFindsThePingPongsNextMessageWithoutSleeping) {
   EXPECT_GT(st.busy_polls, 0u);
   EXPECT_GT(st.busy_poll_hits, 0u) << "no spin found the next message";
   EXPECT_LE(st.busy_poll_hits, st.busy_polls);
+}
+
+// SendReceived echoes from the receive buffer without a copy. A client that
+// writes a long stream in uneven pieces while it reads the echo keeps slices
+// queued while the loop reads on: nothing queued is ever written over (the
+// echo is the stream, byte for byte), every byte went out shared, full
+// blocks still shared moved the reads to another block, and every slice is
+// released in the end.
+TEST_P(NetTestSending, SendReceivedEchoesWithoutACopyAndNeverOverwritesWhatIsQueued) {
+  NetConfig cfg = TestConfig(GetParam());
+  cfg.recv_share_min = 1;
+  cfg.recv_buffer_size = 4096;
+  StartServer<EchoSession>(cfg);
+  const SendBufferStats base = SendBuffer::Stats();
+  const int fd = ConnectClient(port_);
+  ASSERT_GE(fd, 0);
+  const std::size_t total = KEEL_NET_TEST_HAS_SANITIZER ? (2u << 20) : (8u << 20);
+  const std::vector<uint8_t> stream = Pattern(total, 5);
+  std::thread writer([&] {
+    std::size_t off = 0;
+    std::size_t piece = 1;
+    while (off < stream.size()) {
+      const std::size_t n = std::min(piece, stream.size() - off);
+      if (!SendAll(fd, stream.data() + off, n)) return;
+      off += n;
+      piece = piece * 7 % 3001 + 1;  // 1..3001 bytes, uneven
+    }
+  });
+  std::vector<uint8_t> got(stream.size());
+  const bool ok = RecvAll(fd, got.data(), got.size());
+  writer.join();
+  ASSERT_TRUE(ok);
+  const auto diff = std::mismatch(got.begin(), got.end(), stream.begin());
+  EXPECT_TRUE(diff.first == got.end()) << "first wrong byte at offset " << (diff.first - got.begin());
+  const NetStats st = server_->stats();
+  EXPECT_EQ(st.recv_shared_bytes, total);
+  EXPECT_GT(st.recv_block_switches, 0u);
+  ::close(fd);
+  ASSERT_TRUE(WaitFor([&] { return log_.disconnected.load() == 1; }));
+  EXPECT_TRUE(WaitFor([&] { return SendBuffer::Stats().buffers_live == base.buffers_live; }));
+}
+
+// Relays what it receives to the other session, without a copy (the slices
+// are written, and released, by the other session's loop).
+class RelaySession : public EchoSession {
+ public:
+  using EchoSession::EchoSession;
+
+ protected:
+  std::size_t OnRecv(std::span<const uint8_t> bytes) override {
+    SessionRef to;
+    {
+      std::lock_guard<std::mutex> g(log_->mu);
+      for (auto& s : log_->sessions) {
+        if (s.get() != this) to = s;
+      }
+    }
+    if (!to) return 0;  // keep the bytes until the other side is there
+    to->Send(ShareReceived(bytes));
+    return bytes.size();
+  }
+};
+
+// ShareReceived hands received bytes to another session, on another loop:
+// the receiver gets the sender's stream byte for byte while the sending
+// session keeps reading into the same blocks, and every slice released on
+// the other loop's thread goes back (TSan checks the hand-over).
+TEST_P(NetTestSending, ShareReceivedRelaysToASessionOnAnotherLoop) {
+  log_.keep = true;
+  NetConfig cfg = TestConfig(GetParam());
+  cfg.recv_share_min = 1;
+  cfg.recv_buffer_size = 4096;
+  StartServer<RelaySession>(cfg);
+  ASSERT_GE(cfg.io_threads, 2u);
+  const SendBufferStats base = SendBuffer::Stats();
+  const int to = ConnectClient(port_);
+  const int from = ConnectClient(port_);
+  ASSERT_GE(to, 0);
+  ASSERT_GE(from, 0);
+  ASSERT_TRUE(WaitFor([&] { return server_->stats().sessions_open == 2; }));
+  const std::size_t total = KEEL_NET_TEST_HAS_SANITIZER ? (1u << 20) : (4u << 20);
+  const std::vector<uint8_t> stream = Pattern(total, 11);
+  std::thread writer([&] {
+    std::size_t off = 0;
+    std::size_t piece = 3;
+    while (off < stream.size()) {
+      const std::size_t n = std::min(piece, stream.size() - off);
+      if (!SendAll(from, stream.data() + off, n)) return;
+      off += n;
+      piece = piece * 5 % 2999 + 1;
+    }
+  });
+  std::vector<uint8_t> got(stream.size());
+  const bool ok = RecvAll(to, got.data(), got.size());
+  writer.join();
+  ASSERT_TRUE(ok);
+  const auto diff = std::mismatch(got.begin(), got.end(), stream.begin());
+  EXPECT_TRUE(diff.first == got.end()) << "first wrong byte at offset " << (diff.first - got.begin());
+  EXPECT_EQ(server_->stats().recv_shared_bytes, total);
+  ::close(from);
+  ::close(to);
+  ASSERT_TRUE(WaitFor([&] { return log_.disconnected.load() == 2; }));
+  {
+    std::lock_guard<std::mutex> g(log_.mu);
+    log_.sessions.clear();
+  }
+  EXPECT_TRUE(WaitFor([&] { return SendBuffer::Stats().buffers_live == base.buffers_live; }));
+}
+
+// Below NetConfig::recv_share_min, SendReceived copies: nothing is counted
+// as shared.
+TEST_P(NetTestSending, SendReceivedCopiesPiecesBelowTheShareMinimum) {
+  StartServer<EchoSession>();  // recv_share_min: 1024
+  const int fd = ConnectClient(port_);
+  ASSERT_GE(fd, 0);
+  for (uint32_t i = 0; i < 20; ++i) {
+    auto msg = Pattern(100, i);
+    ASSERT_TRUE(SendAll(fd, msg.data(), msg.size()));
+    std::vector<uint8_t> got(msg.size());
+    ASSERT_TRUE(RecvAll(fd, got.data(), got.size()));
+    ASSERT_EQ(got, msg);
+  }
+  auto big = Pattern(2000, 99);  // one piece of it or more is at least 1024 bytes
+  ASSERT_TRUE(SendAll(fd, big.data(), big.size()));
+  std::vector<uint8_t> got(big.size());
+  ASSERT_TRUE(RecvAll(fd, got.data(), got.size()));
+  ASSERT_EQ(got, big);
+  ::close(fd);
+  const NetStats st = server_->stats();
+  EXPECT_GE(st.recv_shared_bytes, 1024u);
+  EXPECT_LE(st.recv_shared_bytes, 2000u) << "the 100-byte messages were shared";
 }
 
 TEST_P(NetTestSending, SlowConsumerIsDisconnectedWhileOthersReceiveEverything) {

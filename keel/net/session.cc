@@ -1,5 +1,7 @@
 #include "keel/net/session.h"
 
+#include <cassert>
+
 #include "keel/core/lock_guard.h"
 #include "keel/net/internal/session_core.h"
 #include "keel/net/io_loop.h"
@@ -59,6 +61,16 @@ bool Session::Send(SendBufferRef buf) {
 }
 
 bool Session::Send(std::span<const uint8_t> bytes) { return Send(SendBuffer::Copy(bytes)); }
+
+SendBufferRef Session::ShareReceived(std::span<const uint8_t> bytes) {
+  internal::SessionCore& core = *core_;
+  assert(loop_ != nullptr && loop_->InLoopThread());
+  if (bytes.size() < core.recv_share_min || !core.recv.Contains(bytes)) return SendBuffer::Copy(bytes);
+  internal::LoopTraffic::Bump(core.traffic->recv_shared_bytes, bytes.size());
+  return core.recv.Share(bytes);
+}
+
+bool Session::SendReceived(std::span<const uint8_t> bytes) { return Send(ShareReceived(bytes)); }
 
 void Session::Disconnect(DisconnectReason reason) {
   if (reason == DisconnectReason::kNone) reason = DisconnectReason::kLocalClose;

@@ -51,6 +51,15 @@ class Session : public RefCounted {
   bool Send(SendBufferRef buf);
   // Copies `bytes` into a pooled SendBuffer and queues it.
   bool Send(std::span<const uint8_t> bytes);
+  // Bytes this session received, as a SendBuffer, without a copy: call it
+  // from OnRecv with a piece of the span OnRecv was given. From
+  // NetConfig::recv_share_min bytes on, the buffer points into the receive
+  // buffer, which never reads over it while it lives (RecvBuffer::Share);
+  // smaller pieces, and bytes that are not in the receive buffer, are
+  // copied. The buffer may be queued on any session (a relay).
+  SendBufferRef ShareReceived(std::span<const uint8_t> bytes);
+  // Send(ShareReceived(bytes)): an echo without a copy.
+  bool SendReceived(std::span<const uint8_t> bytes);
 
   // Ends the session: pending reads are cancelled, queued bytes not yet
   // written are dropped, the socket is closed, OnDisconnected(reason) runs on

@@ -24,6 +24,8 @@ struct alignas(64) LoopTraffic {
   std::atomic<uint64_t> send_ops{0};
   std::atomic<uint64_t> busy_polls{0};      // spins before a sleep (NetConfig::busy_poll_us)
   std::atomic<uint64_t> busy_poll_hits{0};  // ... that found work and skipped the sleep
+  std::atomic<uint64_t> recv_shared_bytes{0};     // shared by ShareReceived, no copy
+  std::atomic<uint64_t> recv_block_switches{0};  // full receive blocks still shared: reads moved on
 
   // Single writer only (the owning loop's thread).
   static void Bump(std::atomic<uint64_t>& c, uint64_t n = 1) noexcept {
@@ -71,6 +73,8 @@ struct NetCounters {
       s.send_ops += ld(traffic[i].send_ops);
       s.busy_polls += ld(traffic[i].busy_polls);
       s.busy_poll_hits += ld(traffic[i].busy_poll_hits);
+      s.recv_shared_bytes += ld(traffic[i].recv_shared_bytes);
+      s.recv_block_switches += ld(traffic[i].recv_block_switches);
     }
     s.flush_posts = ld(flush_posts);
     s.wake_requests = ld(wake_requests);

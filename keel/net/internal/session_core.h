@@ -72,6 +72,8 @@ struct SessionCore {
   std::vector<iovec> iov;
   std::size_t inflight_offset = 0;      // bytes of inflight[0] already written
   std::size_t max_recv_buffer = 0;
+  std::size_t recv_share_min = 0;
+  LoopTraffic* traffic = nullptr;  // the owning loop's counters
 };
 
 }  // namespace keel::net::internal

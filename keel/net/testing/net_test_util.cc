@@ -121,7 +121,7 @@ void EchoSession::OnConnected() {
 
 std::size_t EchoSession::OnRecv(std::span<const uint8_t> bytes) {
   if (closed_) log_->late_hooks.fetch_add(1);
-  Send(bytes);
+  SendReceived(bytes);  // from NetConfig::recv_share_min on: no copy
   return bytes.size();
 }
 
@@ -142,7 +142,7 @@ std::size_t FrameEchoSession::OnRecv(std::span<const uint8_t> bytes) {
   while (used < bytes.size()) {
     const std::size_t frame = 1u + bytes[used];
     if (bytes.size() - used < frame) break;
-    Send(bytes.subspan(used, frame));
+    SendReceived(bytes.subspan(used, frame));
     used += frame;
   }
   return used;

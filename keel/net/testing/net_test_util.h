@@ -46,7 +46,8 @@ struct HookLog {
   bool keep = false;
 };
 
-// Echoes every byte back (one Send per read).
+// Echoes every byte back (one SendReceived per read: shared from the
+// receive buffer from NetConfig::recv_share_min bytes on, else copied).
 class EchoSession : public Session {
  public:
   explicit EchoSession(HookLog* log) : log_(log) {}
