@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstring>
 #include <numeric>
+#include <set>
 #include <thread>
 
 #include "keel/net/testing/net_fixture.h"
@@ -20,6 +21,14 @@ namespace keel::net::testing {
 namespace {
 
 using namespace std::chrono_literals;
+
+// How many distinct loops the kept sessions live on.
+uint64_t LoopsOf(HookLog& log) {
+  std::lock_guard<std::mutex> g(log.mu);
+  std::set<IoLoop*> loops;
+  for (auto& s : log.sessions) loops.insert(s->loop());
+  return loops.size();
+}
 
 // The same fixture as net_test.cc, as its own suite (one instantiation per
 // binary and suite).
@@ -390,8 +399,40 @@ TEST_P(NetTestSending, SendsInAWakeBatchWakeEachLoopOnceWhenItEnds) {
     EXPECT_EQ(mid.wake_requests, base.wake_requests) << "a loop was woken inside the batch";
   }
   const uint64_t wakes = server_->stats().wake_requests - base.wake_requests;
-  EXPECT_GE(wakes, 1u);
-  EXPECT_LE(wakes, 2u) << "one wake per loop, two loops";
+  EXPECT_EQ(wakes, LoopsOf(log_)) << "one wake per loop with new work";
+  ASSERT_NO_FATAL_FAILURE(EveryClientGetsThenCloses(fds, want));
+  std::lock_guard<std::mutex> g(log_.mu);
+  log_.sessions.clear();
+}
+
+// A batch records WakeBatch::kMaxLoops loops; a post to a loop beyond them
+// is not deferred but woken at once (unbatched, never lost). Every session
+// still gets its bytes, and each loop is woken exactly once.
+TEST_P(NetTestSending, AWakeBatchWakesLoopsBeyondItsLimitAtOnce) {
+  log_.keep = true;
+  NetConfig cfg = TestConfig(GetParam());
+  cfg.io_threads = WakeBatch::kMaxLoops + 3;
+  StartServer<SinkSession>(cfg);
+  const int clients = static_cast<int>(cfg.io_threads);  // the listener spreads them round robin
+  std::vector<int> fds;
+  for (int i = 0; i < clients; ++i) {
+    fds.push_back(ConnectClient(port_));
+    ASSERT_GE(fds.back(), 0);
+  }
+  ASSERT_TRUE(WaitFor([&] { return log_.connected.load() == clients; }));
+  const uint64_t loops = LoopsOf(log_);
+  ASSERT_GT(loops, WakeBatch::kMaxLoops);
+  const NetStats base = server_->stats();
+  auto want = Pattern(200, 9);
+  SendBufferRef buf = SendBuffer::Copy(want);
+  {
+    WakeBatch batch;
+    std::lock_guard<std::mutex> g(log_.mu);
+    for (auto& s : log_.sessions) ASSERT_TRUE(s->Send(buf));
+    EXPECT_EQ(server_->stats().wake_requests - base.wake_requests, loops - WakeBatch::kMaxLoops)
+        << "the loops past the limit are woken at once, the others wait for the batch";
+  }
+  EXPECT_EQ(server_->stats().wake_requests - base.wake_requests, loops);
   ASSERT_NO_FATAL_FAILURE(EveryClientGetsThenCloses(fds, want));
   std::lock_guard<std::mutex> g(log_.mu);
   log_.sessions.clear();
