@@ -83,6 +83,8 @@ int main(int argc, char** argv) {
   const keel::net::NetStats s = service.stats();
   KEEL_LOG_INFO("accepted {} sessions, received {} B in {} reads, sent {} B in {} writes", s.sessions_accepted,
                 s.bytes_received, s.recv_ops, s.bytes_sent, s.send_ops);
+  KEEL_LOG_INFO("echoed {} B from the receive buffers without a copy; {} receive block switches",
+                s.recv_shared_bytes, s.recv_block_switches);
   if (service.Failed()) {
     KEEL_LOG_ERROR("{} io loop(s) failed (see above)", s.loops_failed);
     return 1;
