@@ -45,6 +45,28 @@ class NetTestSending : public NetTest {
     for (int fd : fds) ::close(fd);
     ASSERT_TRUE(WaitFor([&] { return log_.disconnected.load() == static_cast<int>(fds.size()); }));
   }
+
+  // Writes `stream` into `from` in uneven pieces (1..3001 bytes) on another
+  // thread while reading as many bytes from `to`. Returns the offset of the
+  // first wrong byte, stream.size() if every byte arrived intact, -1 if the
+  // read failed.
+  static std::ptrdiff_t StreamThrough(int from, int to, const std::vector<uint8_t>& stream) {
+    std::thread writer([&] {
+      std::size_t off = 0;
+      std::size_t piece = 1;
+      while (off < stream.size()) {
+        const std::size_t n = std::min(piece, stream.size() - off);
+        if (!SendAll(from, stream.data() + off, n)) return;
+        off += n;
+        piece = piece * 7 % 3001 + 1;
+      }
+    });
+    std::vector<uint8_t> got(stream.size());
+    const bool ok = RecvAll(to, got.data(), got.size());
+    writer.join();
+    if (!ok) return -1;
+    return std::mismatch(got.begin(), got.end(), stream.begin()).first - got.begin();
+  }
 };
 
 // Each loop counts its own reads and writes (single-writer counters); the
@@ -115,22 +137,7 @@ TEST_P(NetTestSending, SendReceivedEchoesWithoutACopyAndNeverOverwritesWhatIsQue
   ASSERT_GE(fd, 0);
   const std::size_t total = KEEL_NET_TEST_HAS_SANITIZER ? (2u << 20) : (8u << 20);
   const std::vector<uint8_t> stream = Pattern(total, 5);
-  std::thread writer([&] {
-    std::size_t off = 0;
-    std::size_t piece = 1;
-    while (off < stream.size()) {
-      const std::size_t n = std::min(piece, stream.size() - off);
-      if (!SendAll(fd, stream.data() + off, n)) return;
-      off += n;
-      piece = piece * 7 % 3001 + 1;  // 1..3001 bytes, uneven
-    }
-  });
-  std::vector<uint8_t> got(stream.size());
-  const bool ok = RecvAll(fd, got.data(), got.size());
-  writer.join();
-  ASSERT_TRUE(ok);
-  const auto diff = std::mismatch(got.begin(), got.end(), stream.begin());
-  EXPECT_TRUE(diff.first == got.end()) << "first wrong byte at offset " << (diff.first - got.begin());
+  EXPECT_EQ(StreamThrough(fd, fd, stream), static_cast<std::ptrdiff_t>(total)) << "offset of the first wrong byte";
   const NetStats st = server_->stats();
   EXPECT_EQ(st.recv_shared_bytes, total);
   EXPECT_GT(st.recv_block_switches, 0u);
@@ -179,22 +186,7 @@ TEST_P(NetTestSending, ShareReceivedRelaysToASessionOnAnotherLoop) {
   ASSERT_TRUE(WaitFor([&] { return server_->stats().sessions_open == 2; }));
   const std::size_t total = KEEL_NET_TEST_HAS_SANITIZER ? (1u << 20) : (4u << 20);
   const std::vector<uint8_t> stream = Pattern(total, 11);
-  std::thread writer([&] {
-    std::size_t off = 0;
-    std::size_t piece = 3;
-    while (off < stream.size()) {
-      const std::size_t n = std::min(piece, stream.size() - off);
-      if (!SendAll(from, stream.data() + off, n)) return;
-      off += n;
-      piece = piece * 5 % 2999 + 1;
-    }
-  });
-  std::vector<uint8_t> got(stream.size());
-  const bool ok = RecvAll(to, got.data(), got.size());
-  writer.join();
-  ASSERT_TRUE(ok);
-  const auto diff = std::mismatch(got.begin(), got.end(), stream.begin());
-  EXPECT_TRUE(diff.first == got.end()) << "first wrong byte at offset " << (diff.first - got.begin());
+  EXPECT_EQ(StreamThrough(from, to, stream), static_cast<std::ptrdiff_t>(total)) << "offset of the first wrong byte";
   EXPECT_EQ(server_->stats().recv_shared_bytes, total);
   ::close(from);
   ::close(to);
