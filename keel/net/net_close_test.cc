@@ -39,7 +39,7 @@ class NetTestClosing : public NetTest {
     StartServer<SinkSession>(cfg);
     if (HasFatalFailure()) return nullptr;
     *fd = ConnectClient(port_, true, client_rcvbuf);
-    if (*fd < 0 || !WaitFor([&] { return server_->stats().sessions_open == 1; })) {
+    if (*fd < 0 || !WaitFor([&] { return log_.connected.load() == 1; })) {
       ADD_FAILURE() << "no session for the client";
       return nullptr;
     }

@@ -183,7 +183,7 @@ TEST_P(NetTestSending, ShareReceivedRelaysToASessionOnAnotherLoop) {
   const int from = ConnectClient(port_);
   ASSERT_GE(to, 0);
   ASSERT_GE(from, 0);
-  ASSERT_TRUE(WaitFor([&] { return server_->stats().sessions_open == 2; }));
+  ASSERT_TRUE(WaitFor([&] { return log_.connected.load() == 2; }));
   const std::size_t total = KEEL_NET_TEST_HAS_SANITIZER ? (1u << 20) : (4u << 20);
   const std::vector<uint8_t> stream = Pattern(total, 11);
   EXPECT_EQ(StreamThrough(from, to, stream), static_cast<std::ptrdiff_t>(total)) << "offset of the first wrong byte";
@@ -239,7 +239,7 @@ TEST_P(NetTestSending, SlowConsumerIsDisconnectedWhileOthersReceiveEverything) {
   ASSERT_GE(slow, 0);
   std::vector<int> fds;
   for (int i = 0; i < kNormal; ++i) fds.push_back(ConnectClient(port_));
-  ASSERT_TRUE(WaitFor([&] { return server_->stats().sessions_open == kNormal + 1; }));
+  ASSERT_TRUE(WaitFor([&] { return log_.connected.load() == kNormal + 1; }));
   std::vector<SessionRef> sessions;
   {
     std::lock_guard<std::mutex> g(log_.mu);
@@ -298,7 +298,7 @@ TEST_P(NetTestSending, SendAndDisconnectFromManyThreads) {
   constexpr int kClients = 40;
   std::vector<int> fds;
   for (int i = 0; i < kClients; ++i) fds.push_back(ConnectClient(port_));
-  ASSERT_TRUE(WaitFor([&] { return server_->stats().sessions_open == kClients; }));
+  ASSERT_TRUE(WaitFor([&] { return log_.connected.load() == kClients; }));
   std::vector<SessionRef> sessions;
   {
     std::lock_guard<std::mutex> g(log_.mu);
@@ -347,7 +347,7 @@ TEST_P(NetTestSending, OneSendBufferReachesThousandSessionsIntact) {
     fds.push_back(ConnectClient(port_));
     ASSERT_GE(fds.back(), 0);
   }
-  ASSERT_TRUE(WaitFor([&] { return server_->stats().sessions_open == kClients; }));
+  ASSERT_TRUE(WaitFor([&] { return log_.connected.load() == kClients; }));
   auto want = Pattern(4000, 77);
   {
     SendBufferRef buf = SendBuffer::Copy(want);
