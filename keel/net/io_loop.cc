@@ -121,7 +121,7 @@ void IoLoop::Run() {
     }
     RunTimers();
     FlushScheduled();
-    if (stopping_ && live_sessions_ == 0 && listener_ == nullptr) {
+    if (stopping_ && live_sessions_ == 0 && listeners_.empty()) {
       core::LockGuard<core::SpinLock> g(post_mu_);
       if (posted_.empty()) break;
     }
@@ -293,14 +293,24 @@ void IoLoop::AcceptedOnLoop(SessionRef s, int fd) {
   if (s->core_->state.load(std::memory_order_relaxed) == SessionState::kOpen) StartRecvOnLoop(s.get());
 }
 
-void IoLoop::AttachListenerOnLoop(Listener* listener) { listener_ = listener; }
+void IoLoop::AttachListenerOnLoop(Listener* listener) { listeners_.push_back(listener); }
+
+void IoLoop::DetachListenerOnLoop(Listener* listener) {
+  std::erase(listeners_, listener);
+}
 
 // ---- completions ----
 
 void IoLoop::Dispatch(const Completion& c) {
   if (c.user_data & kListenerTag) {
-    if (listener_) listener_->OnAcceptOnLoop(c);
-    else if (c.result >= 0) ::close(c.result);
+    const auto id = static_cast<uint32_t>(c.user_data);
+    for (Listener* l : listeners_) {
+      if (l->id() == id) {
+        l->OnAcceptOnLoop(c);
+        return;
+      }
+    }
+    if (c.result >= 0) ::close(c.result);  // its listener is gone
     return;
   }
   Session* raw = Lookup(static_cast<uint32_t>(c.user_data), static_cast<uint32_t>(c.user_data >> 32));

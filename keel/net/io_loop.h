@@ -73,12 +73,13 @@ class IoLoop {
   void AcceptedOnLoop(SessionRef s, int fd);
   void ConnectOnLoop(SessionRef s, const sockaddr_storage& addr, socklen_t len);
   void AttachListenerOnLoop(Listener* listener);
-  void DetachListenerOnLoop() { listener_ = nullptr; }
+  void DetachListenerOnLoop(Listener* listener);
   void AddTimerOnLoop(Clock::time_point when, std::function<void()> fn);
   bool stopping() const noexcept { return stopping_; }
   // Any thread: the backend failed (Backend::error()) and this loop stopped
   // after failing its sessions (ADR 0011). New sessions go to other loops.
   bool failed() const noexcept { return failed_.load(std::memory_order_acquire); }
+  // An accept's user_data: the tag and the listener's id (Listener::id()).
   static constexpr uint64_t kListenerTag = 1ull << 63;
 
  private:
@@ -162,7 +163,7 @@ class IoLoop {
   std::size_t live_sessions_ = 0;
   std::multimap<Clock::time_point, std::function<void()>> timers_;
   std::vector<std::pair<uint32_t, uint32_t>> soft_watch_;  // (slot, generation) over the soft limit
-  Listener* listener_ = nullptr;
+  std::vector<Listener*> listeners_;  // the Service's listeners placed on this loop
   bool stopping_ = false;
   std::atomic<bool> failed_{false};
   // After a backend failure: what the kernel may still hold (the session

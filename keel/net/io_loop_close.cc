@@ -28,10 +28,8 @@ void IoLoop::FailOnLoop(int err) {
   failed_.store(true, std::memory_order_release);
   stopping_ = true;
   NetCounters::Add(counters_->loops_failed);
-  if (listener_ != nullptr) {
-    listener_->AbandonOnLoop();
-    listener_ = nullptr;
-  }
+  for (Listener* l : listeners_) l->AbandonOnLoop();
+  listeners_.clear();
   needs_flush_.clear();
   // By index: an OnDisconnected hook may touch other sessions.
   for (std::size_t i = 0; i < slots_.size(); ++i) {
@@ -54,7 +52,8 @@ void IoLoop::FailOnLoop(int err) {
 
 void IoLoop::ShutdownOnLoop() {
   stopping_ = true;
-  if (listener_) listener_->StopOnLoop();
+  // A copy: a listener with nothing pending detaches itself in StopOnLoop.
+  for (Listener* l : std::vector<Listener*>(listeners_)) l->StopOnLoop();
   // By index: a hook may register new sessions (and grow the table).
   for (std::size_t i = 0; i < slots_.size(); ++i) {
     SessionRef s = slots_[i].session;

@@ -23,9 +23,10 @@ uint64_t FdLimit() noexcept {
 }
 }  // namespace
 
-Listener::Listener(IoLoop* loop, std::vector<IoLoop*> loops, Factory factory,
+Listener::Listener(uint32_t id, IoLoop* loop, std::vector<IoLoop*> loops, Factory factory,
                    std::shared_ptr<NetCounters> counters)
-    : loop_(loop), loops_(std::move(loops)), factory_(std::move(factory)), counters_(std::move(counters)) {}
+    : id_(id),
+      loop_(loop), loops_(std::move(loops)), factory_(std::move(factory)), counters_(std::move(counters)) {}
 
 Listener::~Listener() {
   if (fd_ >= 0) ::close(fd_);
@@ -59,7 +60,7 @@ bool Listener::Bind(const std::string& host, uint16_t port, std::string* error) 
 void Listener::ArmOnLoop() {
   if (stopped_ || armed_ || fd_ < 0) return;
   armed_ = true;
-  loop_->backend().Accept(fd_, IoLoop::kListenerTag);
+  loop_->backend().Accept(fd_, IoLoop::kListenerTag | id_);
 }
 
 void Listener::OnAcceptOnLoop(const internal::Completion& c) {
@@ -153,7 +154,7 @@ void Listener::CloseIfDoneOnLoop() {
   loop_->backend().Cancel(fd_);  // the backend forgets the fd before it is closed
   ::close(fd_);
   fd_ = -1;
-  loop_->DetachListenerOnLoop();
+  loop_->DetachListenerOnLoop(this);
 }
 
 }  // namespace keel::net

@@ -30,7 +30,8 @@ class Listener {
  public:
   using Factory = std::function<SessionRef()>;
 
-  Listener(IoLoop* loop, std::vector<IoLoop*> loops, Factory factory,
+  // `id` tells this listener's accepts apart on its loop (unique per Service).
+  Listener(uint32_t id, IoLoop* loop, std::vector<IoLoop*> loops, Factory factory,
            std::shared_ptr<internal::NetCounters> counters);
   ~Listener();
   Listener(const Listener&) = delete;
@@ -39,6 +40,8 @@ class Listener {
   // Caller's thread, before the loop uses it.
   bool Bind(const std::string& host, uint16_t port, std::string* error);
   uint16_t port() const noexcept { return port_; }
+  uint32_t id() const noexcept { return id_; }
+  IoLoop* loop() const noexcept { return loop_; }
 
   // Loop only.
   void ArmOnLoop();
@@ -56,6 +59,7 @@ class Listener {
   void PauseOnLoop(const char* why);
   void CloseIfDoneOnLoop();
 
+  const uint32_t id_;
   IoLoop* const loop_;
   const std::vector<IoLoop*> loops_;
   const Factory factory_;

@@ -68,7 +68,9 @@ struct Service::Impl {
   std::string_view backend_name = "none";
   std::vector<std::unique_ptr<IoLoop>> loops;
   std::unique_ptr<core::ThreadGroup> threads;
-  std::unique_ptr<Listener> listener;
+  // Listen adds one; freed after the loops (posted work may name them).
+  mutable std::mutex listen_mu;
+  std::vector<std::unique_ptr<Listener>> listeners;
   std::atomic<bool> running{false};
   std::atomic<std::size_t> next_loop{0};
   bool stopped = false;
@@ -123,22 +125,26 @@ bool Service::Start(std::string* error) {
 }
 
 bool Service::Listen(const std::string& host, uint16_t port, std::string* error) {
+  return Listen(host, port, error, nullptr);
+}
+
+bool Service::Listen(const std::string& host, uint16_t port, std::string* error, SessionFactory factory) {
   Impl& m = *impl_;
   if (!m.running.load()) {
     if (error) *error = "service not running";
     return false;
   }
-  if (m.listener) {
-    if (error) *error = "service already listening";
-    return false;
-  }
   std::vector<IoLoop*> loops;
   for (auto& l : m.loops) loops.push_back(l.get());
-  auto listener = std::make_unique<Listener>(loops[0], loops, m.factory, m.counters);
+  std::lock_guard<std::mutex> g(m.listen_mu);
+  // Listeners are spread over the loops: each accepts on its own loop.
+  const auto id = static_cast<uint32_t>(m.listeners.size());
+  IoLoop* loop = loops[id % loops.size()];
+  auto listener =
+      std::make_unique<Listener>(id, loop, loops, factory ? std::move(factory) : m.factory, m.counters);
   if (!listener->Bind(host, port, error)) return false;
-  m.listener = std::move(listener);
-  Listener* raw = m.listener.get();
-  IoLoop* loop = loops[0];
+  Listener* raw = listener.get();
+  m.listeners.push_back(std::move(listener));
   loop->Post([loop, raw] {
     if (loop->stopping()) {
       raw->StopOnLoop();  // never attached: closes its socket
@@ -151,7 +157,15 @@ bool Service::Listen(const std::string& host, uint16_t port, std::string* error)
   return true;
 }
 
-uint16_t Service::port() const noexcept { return impl_->listener ? impl_->listener->port() : 0; }
+uint16_t Service::port(std::size_t listener) const noexcept {
+  std::lock_guard<std::mutex> g(impl_->listen_mu);
+  return listener < impl_->listeners.size() ? impl_->listeners[listener]->port() : 0;
+}
+
+std::size_t Service::listeners() const noexcept {
+  std::lock_guard<std::mutex> g(impl_->listen_mu);
+  return impl_->listeners.size();
+}
 
 SessionRef Service::Connect(const std::string& host, uint16_t port) {
   Impl& m = *impl_;
@@ -182,10 +196,12 @@ SessionRef Service::Connect(const std::string& host, uint16_t port) {
 
 void Service::StopAccepting() {
   Impl& m = *impl_;
-  if (!m.running.load() || !m.listener) return;
-  Listener* raw = m.listener.get();
-  IoLoop* loop = m.loops[0].get();
-  loop->Post([raw] { raw->StopOnLoop(); });
+  if (!m.running.load()) return;
+  std::lock_guard<std::mutex> g(m.listen_mu);
+  for (auto& l : m.listeners) {
+    Listener* raw = l.get();
+    raw->loop()->Post([raw] { raw->StopOnLoop(); });
+  }
 }
 
 void Service::Stop() {
@@ -201,8 +217,9 @@ void Service::Stop() {
     KEEL_LOG_ERROR("net: io thread failed: {}", e.what());
   }
   m.threads.reset();
-  m.loops.clear();  // drains late posted work, which may still name the listener
-  m.listener.reset();
+  m.loops.clear();  // drains late posted work, which may still name a listener
+  std::lock_guard<std::mutex> g(m.listen_mu);
+  m.listeners.clear();
   KEEL_LOG_INFO("net: stopped");
 }
 

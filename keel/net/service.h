@@ -16,6 +16,7 @@
 // OnDisconnected, and joins the threads; after it no hook runs. The
 // destructor calls Stop().
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -41,15 +42,26 @@ class Service {
   bool Start(std::string* error);
 
   // Binds and listens on host:port (SO_REUSEADDR; port 0 picks one).
+  // May be called again for more ports (a game port and an admin port, IPv4
+  // and IPv6): each listener accepts on its own loop (spread round-robin),
+  // and its sessions are made by `factory`, or by the Service's factory when
+  // none is given. Every listener shares the Service's loops and limits
+  // (max_sessions counts them all). Listeners are numbered in the order
+  // their Listen succeeded.
   bool Listen(const std::string& host, uint16_t port, std::string* error);
-  uint16_t port() const noexcept;
+  bool Listen(const std::string& host, uint16_t port, std::string* error, SessionFactory factory);
+  // The bound port of listener `listener` (0 asked: the one chosen); 0 if
+  // there is no such listener.
+  uint16_t port(std::size_t listener = 0) const noexcept;
+  std::size_t listeners() const noexcept;
 
   // Client side: connects asynchronously; the new session gets OnConnected,
   // or OnDisconnected(kConnectFailed / kConnectTimeout). Returns the session
   // (null only if the service is not running).
   SessionRef Connect(const std::string& host, uint16_t port);
 
-  // Stops accepting new connections; existing sessions continue.
+  // Stops accepting new connections on every listener; existing sessions
+  // continue.
   void StopAccepting();
   // See the banner. Idempotent.
   void Stop();
