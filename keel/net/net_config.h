@@ -44,8 +44,8 @@ struct NetConfig {
   std::size_t max_recv_buffer = 256 * 1024;    // unconsumed bytes allowed before kRecvBufferFull
   // Session::SendReceived shares received bytes without a copy from this
   // many on (fewer are copied: a copy of a few hundred bytes costs less than
-  // sharing, and a small slice would pin a whole receive block). Set it
-  // above max_recv_buffer to always copy.
+  // sharing, and a small slice would pin a whole receive block). SIZE_MAX:
+  // always copy.
   std::size_t recv_share_min = 1024;
 
   // Send backpressure (bytes queued on a session and not yet written).

@@ -162,9 +162,14 @@ class RelaySession : public EchoSession {
       }
     }
     if (!to) return 0;  // keep the bytes until the other side is there
-    to->Send(ShareReceived(bytes));
+    SendBufferRef buf = ShareReceived(bytes);
+    if (buf->data() != bytes.data()) copies.fetch_add(1);
+    to->Send(std::move(buf));
     return bytes.size();
   }
+
+ public:
+  static inline std::atomic<int> copies{0};  // ShareReceived calls that copied
 };
 
 // ShareReceived hands received bytes to another session, on another loop:
@@ -176,6 +181,7 @@ TEST_P(NetTestSending, ShareReceivedRelaysToASessionOnAnotherLoop) {
   NetConfig cfg = TestConfig(GetParam());
   cfg.recv_share_min = 1;
   cfg.recv_buffer_size = 4096;
+  RelaySession::copies = 0;
   StartServer<RelaySession>(cfg);
   ASSERT_GE(cfg.io_threads, 2u);
   const SendBufferStats base = SendBuffer::Stats();
@@ -188,6 +194,8 @@ TEST_P(NetTestSending, ShareReceivedRelaysToASessionOnAnotherLoop) {
   const std::vector<uint8_t> stream = Pattern(total, 11);
   EXPECT_EQ(StreamThrough(from, to, stream), static_cast<std::ptrdiff_t>(total)) << "offset of the first wrong byte";
   EXPECT_EQ(server_->stats().recv_shared_bytes, total);
+  EXPECT_EQ(RelaySession::copies.load(), 0) << "a piece was copied, not shared";
+  EXPECT_EQ(LoopsOf(log_), 2u) << "the two sessions share a loop";
   ::close(from);
   ::close(to);
   ASSERT_TRUE(WaitFor([&] { return log_.disconnected.load() == 2; }));
@@ -196,6 +204,40 @@ TEST_P(NetTestSending, ShareReceivedRelaysToASessionOnAnotherLoop) {
     log_.sessions.clear();
   }
   EXPECT_TRUE(WaitFor([&] { return SendBuffer::Stats().buffers_live == base.buffers_live; }));
+}
+
+// Answers every read with 1500 bytes of its own (not received): those
+// must be copied, whatever ShareReceived is given.
+class ElsewhereSession : public EchoSession {
+ public:
+  using EchoSession::EchoSession;
+  static inline const std::vector<uint8_t> kReply = Pattern(1500, 21);
+  static inline std::atomic<int> shared{0};
+
+ protected:
+  std::size_t OnRecv(std::span<const uint8_t> bytes) override {
+    SendBufferRef buf = ShareReceived(kReply);
+    if (buf->data() == kReply.data()) shared.fetch_add(1);
+    Send(std::move(buf));
+    return bytes.size();
+  }
+};
+
+TEST_P(NetTestSending, ShareReceivedCopiesBytesThatAreNotInTheReceiveBuffer) {
+  ElsewhereSession::shared = 0;
+  NetConfig cfg = TestConfig(GetParam());
+  cfg.recv_share_min = 1;
+  StartServer<ElsewhereSession>(cfg);
+  const int fd = ConnectClient(port_);
+  ASSERT_GE(fd, 0);
+  const uint8_t one = 1;
+  ASSERT_TRUE(SendAll(fd, &one, 1));
+  std::vector<uint8_t> got(ElsewhereSession::kReply.size());
+  ASSERT_TRUE(RecvAll(fd, got.data(), got.size()));
+  EXPECT_EQ(got, ElsewhereSession::kReply);
+  EXPECT_EQ(ElsewhereSession::shared.load(), 0);
+  EXPECT_EQ(server_->stats().recv_shared_bytes, 0u);
+  ::close(fd);
 }
 
 // Below NetConfig::recv_share_min, SendReceived copies: nothing is counted

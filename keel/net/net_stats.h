@@ -24,8 +24,8 @@ struct NetStats {
   uint64_t send_ops = 0;             // completed (gathered) writes
   uint64_t busy_polls = 0;           // loops' spins before sleeping (NetConfig::busy_poll_us)
   uint64_t busy_poll_hits = 0;       // ... that found work, so the loop did not sleep
-  uint64_t recv_shared_bytes = 0;    // handed out by Session::ShareReceived from the receive buffer, no copy
-  uint64_t recv_block_switches = 0; // full receive blocks still shared by SendBuffers: reads moved to another
+  uint64_t recv_shared_bytes = 0;    // handed out by Session::ShareReceived without a copy
+  uint64_t recv_block_switches = 0;  // reads moved to another block because slices pinned the full one
   uint64_t flush_posts = 0;          // flushes posted to a loop by Sends on other threads
   uint64_t wake_requests = 0;        // loop wake-ups asked by other threads (WakeBatch: one per batch and loop)
   uint64_t notice_disconnects = 0;   // DisconnectWithNotice calls that took effect

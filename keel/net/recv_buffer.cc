@@ -1,6 +1,7 @@
 #include "keel/net/recv_buffer.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cassert>
 #include <cstring>
 #include <new>
@@ -8,32 +9,55 @@
 
 namespace keel::net {
 
-// One allocation: the reference count, then the bytes.
+// One allocation: the header (reference count, capacity, the mark of the
+// last slice handed out), then the bytes.
 class RecvBuffer::Block final : public RefCounted {
  public:
-  static RefPtr<Block> New(std::size_t capacity) {
-    void* mem = ::operator new(kHeader + capacity, std::align_val_t(kAlign));
-    return RefPtr<Block>(new (mem) Block());
-  }
-  uint8_t* bytes() noexcept { return reinterpret_cast<uint8_t*>(this) + kHeader; }
+  static RefPtr<Block> New(std::size_t capacity);
+  static constexpr std::size_t HeaderSize() noexcept;
+  uint8_t* bytes() noexcept;
+  std::size_t capacity() const noexcept { return capacity_; }
+
+  // The tag of the last slice handed out while that slice lives, else 0
+  // (SendBuffer::Wrap's live mark).
+  std::atomic<uint64_t> live_last{0};
 
  private:
-  static constexpr std::size_t kAlign = 16;
-  static constexpr std::size_t kHeader = (sizeof(RefCounted) + kAlign - 1) & ~(kAlign - 1);
-
-  Block() = default;
+  explicit Block(std::size_t capacity) : capacity_(capacity) {}
   ~Block() override = default;
-  void Destroy() const noexcept override {
-    void* mem = const_cast<Block*>(this);
-    this->~Block();
-    ::operator delete(mem, std::align_val_t(kAlign));
-  }
+  void Destroy() const noexcept override;
+
+  const std::size_t capacity_;
 };
+
+namespace {
+constexpr std::size_t kBlockAlign = 16;
+}  // namespace
+
+// The bytes start at the first aligned offset past the header. (A member
+// function: the class is complete inside its bodies.)
+constexpr std::size_t RecvBuffer::Block::HeaderSize() noexcept {
+  return (sizeof(Block) + kBlockAlign - 1) & ~(kBlockAlign - 1);
+}
+
+RefPtr<RecvBuffer::Block> RecvBuffer::Block::New(std::size_t capacity) {
+  void* mem = ::operator new(HeaderSize() + capacity, std::align_val_t(kBlockAlign));
+  return RefPtr<Block>(new (mem) Block(capacity));
+}
+
+uint8_t* RecvBuffer::Block::bytes() noexcept { return reinterpret_cast<uint8_t*>(this) + HeaderSize(); }
+
+void RecvBuffer::Block::Destroy() const noexcept {
+  void* mem = const_cast<Block*>(this);
+  this->~Block();
+  ::operator delete(mem, std::align_val_t(kBlockAlign));
+}
 
 RecvBuffer::RecvBuffer(std::size_t capacity)
     : block_(Block::New(std::max<std::size_t>(capacity, 64))),
       data_(block_->bytes()),
-      capacity_(std::max<std::size_t>(capacity, 64)),
+      base_capacity_(block_->capacity()),
+      capacity_(base_capacity_),
       end_(capacity_) {}
 
 RecvBuffer::~RecvBuffer() = default;
@@ -44,49 +68,60 @@ RecvBuffer& RecvBuffer::operator=(RecvBuffer&& o) noexcept {
   if (this != &o) {
     block_ = std::move(o.block_);
     spare_ = std::move(o.spare_);
-    last_ = std::move(o.last_);
-    last_begin_ = std::exchange(o.last_begin_, 0);
-    last_end_ = std::exchange(o.last_end_, 0);
     data_ = std::exchange(o.data_, nullptr);
+    base_capacity_ = std::exchange(o.base_capacity_, 0);
     capacity_ = std::exchange(o.capacity_, 0);
     end_ = std::exchange(o.end_, 0);
     read_ = std::exchange(o.read_, 0);
     write_ = std::exchange(o.write_, 0);
+    last_tag_ = std::exchange(o.last_tag_, 0);
+    last_begin_ = std::exchange(o.last_begin_, 0);
+    last_end_ = std::exchange(o.last_end_, 0);
   }
   return *this;
-}
-
-bool RecvBuffer::Shared() const noexcept {
-  if (!block_) return false;
-  const std::size_t held = last_ && last_->RefCount() == 1 ? 1 : 0;  // only our hold on it
-  return Slices() > held;
 }
 
 std::size_t RecvBuffer::Slices() const noexcept {
   // Acquire pairs with the release in RefCounted::Release: once a slice is
   // gone, every use of its bytes (the kernel's write included, which
   // completed before the slice was released) happened before ours.
-  return block_->RefCount() - 1;
+  return block_ ? block_->RefCount() - 1 : 0;
 }
 
-RecvBuffer::Pinned RecvBuffer::Pin() noexcept {
-  if (last_ && last_->RefCount() == 1) last_.reset();  // only we hold it: written
+bool RecvBuffer::Shared() const noexcept { return Slices() > 0; }
+
+bool RecvBuffer::Contains(std::span<const uint8_t> bytes) const noexcept {
+  // As integers: `bytes` may point anywhere.
+  const auto begin = reinterpret_cast<std::uintptr_t>(data_ + read_);
+  const auto end = reinterpret_cast<std::uintptr_t>(data_ + write_);
+  const auto b = reinterpret_cast<std::uintptr_t>(bytes.data());
+  return b >= begin && b <= end && bytes.size() <= end - b;
+}
+
+RecvBuffer::Pinned RecvBuffer::Pin() const noexcept {
   const std::size_t slices = Slices();
   if (slices == 0) return Pinned::kNothing;
-  return slices == 1 && last_ ? Pinned::kLastSlice : Pinned::kUnknown;
+  // The mark still holds the last tag only while that slice lives; if it is
+  // the one slice alive, nothing else in the block is referenced.
+  if (slices == 1 && last_tag_ != 0 && block_->live_last.load(std::memory_order_acquire) == last_tag_) {
+    return Pinned::kLastSlice;
+  }
+  return Pinned::kUnknown;
 }
 
 void RecvBuffer::Consume(std::size_t n) noexcept {
   read_ += std::min(n, write_ - read_);
   // Empty: start over at the front for free, unless a slice still points
-  // into the block.
+  // into the block. Nothing queued any more: the spare is not needed.
   if (read_ == write_ && Pin() == Pinned::kNothing) {
     read_ = write_ = 0;
     end_ = capacity_;
+    spare_.reset();
   }
 }
 
 bool RecvBuffer::PrepareWrite(std::size_t min_writable) {
+  assert(block_ && "a moved-from RecvBuffer may only be assigned to");
   if (end_ - write_ >= min_writable) return false;
   const std::size_t readable = write_ - read_;
   const Pinned pinned = Pin();
@@ -116,23 +151,23 @@ bool RecvBuffer::PrepareWrite(std::size_t min_writable) {
       return false;
     }
   }
-  // Another block: the readable bytes need more room, or the current block
-  // holds bytes a slice still refers to. Only the readable bytes move.
+  // Another block: the readable bytes need more room, or slices pin the
+  // current one. Sized from the initial capacity (a block grown for one
+  // large frame is not kept for ever); only the readable bytes move.
   const bool shared = pinned != Pinned::kNothing;
-  std::size_t cap = capacity_;
-  while (cap - readable < min_writable) cap *= 2;
+  std::size_t cap = base_capacity_;
+  while (cap < readable || cap - readable < min_writable) cap *= 2;
   RefPtr<Block> next;
-  if (shared && cap == capacity_ && spare_ && spare_->RefCount() == 1) {
+  if (spare_ && spare_->capacity() == cap && spare_->RefCount() == 1) {
     next = std::move(spare_);  // its slices are gone: reuse it
   } else {
     next = Block::New(cap);
   }
   if (readable > 0) std::memcpy(next->bytes(), data_ + read_, readable);
-  // A shared block becomes the spare (kept, or freed by its last slice if a
-  // fresh spare replaces it first); an unshared one is simply dropped.
-  if (cap != capacity_) spare_.reset();  // a smaller block: never used again
-  else if (shared) spare_ = std::move(block_);
-  last_.reset();  // a slice of the old block
+  // A shared block of the initial size becomes the spare (kept, or freed by
+  // its last slice if another replaces it first); any other old block is
+  // dropped here and freed by its last slice, if any.
+  if (shared && capacity_ == base_capacity_) spare_ = std::move(block_);
   block_ = std::move(next);
   data_ = block_->bytes();
   capacity_ = end_ = cap;
@@ -143,10 +178,11 @@ bool RecvBuffer::PrepareWrite(std::size_t min_writable) {
 
 SendBufferRef RecvBuffer::Share(std::span<const uint8_t> bytes) {
   assert(Contains(bytes));
-  last_ = SendBuffer::Wrap(block_, bytes);
+  last_tag_ += 1;
+  block_->live_last.store(last_tag_, std::memory_order_relaxed);  // published with the slice
   last_begin_ = static_cast<std::size_t>(bytes.data() - data_);
   last_end_ = last_begin_ + bytes.size();
-  return last_;
+  return SendBuffer::Wrap(block_, bytes, &block_->live_last, last_tag_);
 }
 
 }  // namespace keel::net

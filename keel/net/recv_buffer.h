@@ -26,18 +26,23 @@
 //     [ writable (next read) ... | last slice, queued | consumed ]
 //     0                       last_begin_          last_end_   capacity
 //
+//   The buffer does not hold that slice: the block carries a mark that the
+//   slice clears when it is released (SendBuffer::Wrap's live mark), so an
+//   idle session pins nothing;
 // - otherwise (several slices alive, or the unread bytes overlap a slice)
-//   it moves to another block, copying only the unconsumed bytes, and keeps
-//   the old one as its spare; the next such move reuses the spare if its
-//   slices are gone, else takes a fresh block and leaves the old one to its
-//   slices, freed by the last of them.
+//   it moves to another block of the initial size (larger only if the
+//   unconsumed bytes need it), copying only those bytes, and keeps the old
+//   one as its spare if it is of the initial size; the next such move
+//   reuses the spare if its slices are gone, else takes a fresh block and
+//   leaves the old one to its slices, freed by the last of them. The spare
+//   is dropped once nothing is queued.
 //
 // Memory: a ping-pong echo stays in one block. A session whose slices pile
 // up (a pipelining peer, a slow reader) holds a spare and every block it
 // left while shared, each until its last slice is written. Those slices are
 // queued bytes, bounded by the send limits, but one small slice pins a
 // whole block: that is why Session::SendReceived copies small pieces
-// (NetConfig::recv_share_min).
+// (NetConfig::recv_share_min). docs/net.md gives the bound in bytes.
 
 #include <cstddef>
 #include <cstdint>
@@ -52,6 +57,7 @@ class RecvBuffer {
  public:
   explicit RecvBuffer(std::size_t capacity = 16 * 1024);
   ~RecvBuffer();
+  // A moved-from RecvBuffer may only be assigned to or destroyed.
   RecvBuffer(RecvBuffer&&) noexcept;
   RecvBuffer& operator=(RecvBuffer&&) noexcept;
 
@@ -71,13 +77,10 @@ class RecvBuffer {
   // The bytes stay valid and unchanged while the SendBuffer lives, wherever
   // it is released. Consuming them is still up to the caller.
   SendBufferRef Share(std::span<const uint8_t> bytes);
-  // Whether `bytes` lie within Readable() (what Share accepts).
-  bool Contains(std::span<const uint8_t> bytes) const noexcept {
-    const auto r = Readable();
-    return bytes.data() >= r.data() && bytes.data() + bytes.size() <= r.data() + r.size();
-  }
-  // Whether a SendBuffer from Share, other than the buffer's own hold on
-  // the last one, still refers to the current block.
+  // Whether `bytes` lie within Readable() (what Share accepts); `bytes`
+  // may point anywhere.
+  bool Contains(std::span<const uint8_t> bytes) const noexcept;
+  // Whether a SendBuffer from Share still refers to the current block.
   bool Shared() const noexcept;
 
  private:
@@ -86,23 +89,24 @@ class RecvBuffer {
 
   std::size_t Slices() const noexcept;  // SendBuffers from Share alive on block_
   // What slices keep from being overwritten: nothing, only the bytes of the
-  // last one (last_begin_..last_end_), or anything in the block.
-  Pinned Pin() noexcept;
+  // last one handed out (last_begin_..last_end_), or anything in the block.
+  Pinned Pin() const noexcept;
 
   RefPtr<Block> block_;
-  // The block reads left because it was still shared; reused once its
-  // slices are gone.
+  // A block of the initial size that reads left while it was still shared;
+  // reused once its slices are gone, dropped when nothing is queued.
   RefPtr<Block> spare_;
-  // The last slice handed out, held so that its bytes are known: when it
-  // is the only slice left, the rest of the block is free again.
-  SendBufferRef last_;
-  std::size_t last_begin_ = 0;
-  std::size_t last_end_ = 0;
   uint8_t* data_ = nullptr;  // block_'s bytes
+  std::size_t base_capacity_ = 0;  // the initial capacity: every new block starts from it
   std::size_t capacity_ = 0;
-  std::size_t end_ = 0;  // end of the writable region: capacity_, or last_begin_ after wrapping
+  std::size_t end_ = 0;  // end of the writable region: capacity_, or last_begin_ after a wrap
   std::size_t read_ = 0;
   std::size_t write_ = 0;
+  // The last slice handed out: its tag (Block::live_last holds it while the
+  // slice lives) and its bytes.
+  uint64_t last_tag_ = 0;
+  std::size_t last_begin_ = 0;
+  std::size_t last_end_ = 0;
 };
 
 }  // namespace keel::net

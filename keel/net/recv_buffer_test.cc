@@ -48,6 +48,17 @@ TEST(RecvBuffer, GrowsKeepingUnconsumedBytes) {
   EXPECT_EQ(Str(b), "0123456789");
 }
 
+// Unconsumed bytes past the initial capacity (a frame still arriving) keep
+// growing the buffer: the new size counts them, not the initial capacity.
+TEST(RecvBuffer, GrowsAgainWhileTheUnreadBytesExceedTheInitialCapacity) {
+  RecvBuffer b(64);
+  Put(b, std::string(60, 'a').c_str());
+  Put(b, std::string(100, 'b').c_str());  // 160 unread
+  Put(b, std::string(200, 'c').c_str());  // 360 unread
+  EXPECT_GE(b.capacity(), 360u);
+  EXPECT_EQ(Str(b), std::string(60, 'a') + std::string(100, 'b') + std::string(200, 'c'));
+}
+
 TEST(RecvBuffer, ConsumeNeverPassesTheWriteCursor) {
   RecvBuffer b(64);
   Put(b, "abc");
@@ -198,6 +209,81 @@ TEST(RecvBuffer, NeverReadsOverAnySliceStillQueued) {
     EXPECT_EQ(Str(older), std::string(10, 'a'));
     EXPECT_EQ(Str(last), std::string(20, 'b'));
   }
+  {
+    // The last slice written, an older one still queued: one slice alive,
+    // but not the last, so the front is not free either.
+    RecvBuffer b(64);
+    Put(b, std::string(10, 'a').c_str());
+    SendBufferRef older = b.Share(b.Readable());  // [0, 10), queued
+    b.Consume(10);
+    Put(b, std::string(20, 'x').c_str());
+    b.Consume(20);
+    Put(b, std::string(20, 'b').c_str());
+    b.Share(b.Readable()).reset();  // [30, 50), written at once
+    b.Consume(20);
+    b.PrepareWrite(20);
+    EXPECT_TRUE(clear_of(b.Writable(), older)) << "wrapped over an older slice still queued";
+    Put(b, std::string(20, 'c').c_str());
+    EXPECT_EQ(Str(older), std::string(10, 'a'));
+  }
+}
+
+// The buffer does not hold the last slice it handed out: once that slice is
+// released, the SendBuffer (and the send chunk it was carved from) is gone,
+// so an idle session pins nothing but its own block.
+TEST(RecvBuffer, AReleasedSliceIsNotKeptByTheBuffer) {
+  RecvBuffer b(64);
+  const SendBufferStats base = SendBuffer::Stats();
+  Put(b, "hello");
+  {
+    SendBufferRef slice = b.Share(b.Readable());
+    EXPECT_EQ(SendBuffer::Stats().buffers_live, base.buffers_live + 1);
+  }
+  EXPECT_EQ(SendBuffer::Stats().buffers_live, base.buffers_live) << "the buffer still holds its last slice";
+  EXPECT_FALSE(b.Shared());
+}
+
+// A block grown for one large frame is not the size of every later block:
+// a switch while shared starts again from the initial capacity, and a spare
+// of the initial size is never reused for a frame that needs more.
+TEST(RecvBuffer, BlocksGoBackToTheInitialSizeAndASpareIsOnlyReusedWhenItFits) {
+  RecvBuffer b(64);
+  Put(b, std::string(60, 'a').c_str());
+  const uint8_t* block_a = b.Readable().data();
+  SendBufferRef s1 = b.Share(b.Readable());
+  b.Consume(60);
+  EXPECT_TRUE(b.PrepareWrite(32));  // shared: to block B; A (64) becomes the spare
+  s1.reset();                       // A is free again
+  Put(b, std::string(40, 'b').c_str());
+  SendBufferRef s2 = b.Share(b.Readable().first(10));  // B pinned by a slice
+  b.Consume(10);                                       // 30 unread bytes of a large frame
+  EXPECT_TRUE(b.PrepareWrite(100));                    // 30 + 100 > 64: a bigger block, not the spare
+  EXPECT_NE(b.Readable().data(), block_a) << "the 64-byte spare was reused for 130 bytes";
+  EXPECT_GE(b.Writable().size(), 100u);
+  EXPECT_EQ(Str(b), std::string(30, 'b'));
+  Put(b, std::string(100, 'c').c_str());
+  b.Consume(b.ReadableBytes());
+  EXPECT_EQ(b.capacity(), 256u);
+  Put(b, std::string(240, 'd').c_str());
+  SendBufferRef s3 = b.Share(b.Readable());
+  b.Consume(240);
+  EXPECT_TRUE(b.PrepareWrite(32));  // shared again: a block of the initial size
+  EXPECT_EQ(b.capacity(), 64u) << "the large block's size was kept";
+  EXPECT_EQ(Str(s2), std::string(10, 'b'));
+  EXPECT_EQ(Str(s3), std::string(240, 'd'));
+}
+
+TEST(RecvBuffer, ContainsOnlyTheReadableBytes) {
+  RecvBuffer b(64);
+  Put(b, "0123456789");
+  b.Consume(2);
+  const auto r = b.Readable();
+  EXPECT_TRUE(b.Contains(r));
+  EXPECT_TRUE(b.Contains(r.subspan(3, 4)));
+  EXPECT_FALSE(b.Contains({r.data() - 1, 2})) << "a consumed byte";
+  EXPECT_FALSE(b.Contains({r.data(), r.size() + 1})) << "past the written bytes";
+  const uint8_t elsewhere[4] = {};
+  EXPECT_FALSE(b.Contains(elsewhere));
 }
 
 // The storage lives as long as its last slice, on whichever side that is.

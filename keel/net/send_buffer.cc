@@ -121,18 +121,31 @@ class PooledSendBuffer final : public SendBuffer {
 // the thread's chunk like a pooled buffer with no bytes of its own.
 class WrappedSendBuffer final : public SendBuffer {
  public:
-  WrappedSendBuffer(ChunkHeader* chunk, RefPtr<const RefCounted> owner, std::span<const uint8_t> bytes) noexcept
-      : SendBuffer(const_cast<uint8_t*>(bytes.data()), bytes.size()), chunk_(chunk), owner_(std::move(owner)) {}
+  WrappedSendBuffer(ChunkHeader* chunk, RefPtr<const RefCounted> owner, std::span<const uint8_t> bytes,
+                    std::atomic<uint64_t>* live_mark, uint64_t tag) noexcept
+      : SendBuffer(const_cast<uint8_t*>(bytes.data()), bytes.size()),
+        chunk_(chunk),
+        owner_(std::move(owner)),
+        live_mark_(live_mark),
+        tag_(tag) {}
 
  private:
   void Destroy() const noexcept override {
     ChunkHeader* chunk = chunk_;
+    if (live_mark_ != nullptr) {
+      // Before owner_ goes: the mark lives inside the owner. Release pairs
+      // with the owner's acquire load of the mark.
+      uint64_t expected = tag_;
+      live_mark_->compare_exchange_strong(expected, 0, std::memory_order_release, std::memory_order_relaxed);
+    }
     this->~WrappedSendBuffer();  // releases owner_
     counters().buffers_live.fetch_sub(1, std::memory_order_relaxed);
     ReleaseChunk(chunk);
   }
   ChunkHeader* chunk_;
   RefPtr<const RefCounted> owner_;
+  std::atomic<uint64_t>* live_mark_;
+  uint64_t tag_;
 };
 
 class LargeSendBuffer final : public SendBuffer {
@@ -180,10 +193,11 @@ SendBufferRef SendBuffer::Allocate(std::size_t size) {
   return SendBufferRef(new (base) PooledSendBuffer(chunk, base + kObj, size));
 }
 
-SendBufferRef SendBuffer::Wrap(RefPtr<const RefCounted> owner, std::span<const uint8_t> bytes) {
+SendBufferRef SendBuffer::Wrap(RefPtr<const RefCounted> owner, std::span<const uint8_t> bytes,
+                               std::atomic<uint64_t>* live_mark, uint64_t tag) {
   counters().buffers_live.fetch_add(1, std::memory_order_relaxed);
   auto [chunk, base] = Carve(AlignUp(sizeof(WrappedSendBuffer)));
-  return SendBufferRef(new (base) WrappedSendBuffer(chunk, std::move(owner), bytes));
+  return SendBufferRef(new (base) WrappedSendBuffer(chunk, std::move(owner), bytes, live_mark, tag));
 }
 
 SendBufferRef SendBuffer::Copy(std::span<const uint8_t> bytes) {

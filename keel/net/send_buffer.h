@@ -17,6 +17,7 @@
 // Rules: fill a buffer before its first Send; never write it after. data()
 // is mutable only so that the creator can fill it.
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -49,7 +50,12 @@ class SendBuffer : public RefCounted {
   // buffer keeps alive. The bytes must not change while the buffer lives
   // (RecvBuffer::Share keeps that promise for received bytes). Never write
   // through data() of such a buffer.
-  static SendBufferRef Wrap(RefPtr<const RefCounted> owner, std::span<const uint8_t> bytes);
+  //
+  // `live_mark` (optional, inside `owner`) lets the owner tell whether the
+  // buffer it made last is still alive without holding it: releasing the
+  // buffer sets *live_mark to 0 if it still holds `tag` (release order).
+  static SendBufferRef Wrap(RefPtr<const RefCounted> owner, std::span<const uint8_t> bytes,
+                            std::atomic<uint64_t>* live_mark = nullptr, uint64_t tag = 0);
 
   uint8_t* data() noexcept { return data_; }
   const uint8_t* data() const noexcept { return data_; }

@@ -64,8 +64,11 @@ bool Session::Send(std::span<const uint8_t> bytes) { return Send(SendBuffer::Cop
 
 SendBufferRef Session::ShareReceived(std::span<const uint8_t> bytes) {
   internal::SessionCore& core = *core_;
-  assert(loop_ != nullptr && loop_->InLoopThread());
-  if (bytes.size() < core.recv_share_min || !core.recv.Contains(bytes)) return SendBuffer::Copy(bytes);
+  // Off the loop's thread the receive buffer is not ours to look at: copy.
+  if (bytes.size() < core.recv_share_min || loop_ == nullptr || !loop_->InLoopThread() ||
+      !core.recv.Contains(bytes)) {
+    return SendBuffer::Copy(bytes);
+  }
   internal::LoopTraffic::Bump(core.traffic->recv_shared_bytes, bytes.size());
   return core.recv.Share(bytes);
 }

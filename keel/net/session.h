@@ -54,9 +54,10 @@ class Session : public RefCounted {
   // Bytes this session received, as a SendBuffer, without a copy: call it
   // from OnRecv with a piece of the span OnRecv was given. From
   // NetConfig::recv_share_min bytes on, the buffer points into the receive
-  // buffer, which never reads over it while it lives (RecvBuffer::Share);
-  // smaller pieces, and bytes that are not in the receive buffer, are
-  // copied. The buffer may be queued on any session (a relay).
+  // buffer, and no later read lands on those bytes while it lives
+  // (RecvBuffer::Share). Smaller pieces, bytes that are not in the receive
+  // buffer, and calls from any other thread get a copy. The buffer may be
+  // queued on any session (a relay).
   SendBufferRef ShareReceived(std::span<const uint8_t> bytes);
   // Send(ShareReceived(bytes)): an echo without a copy.
   bool SendReceived(std::span<const uint8_t> bytes);

@@ -24,8 +24,8 @@ struct alignas(64) LoopTraffic {
   std::atomic<uint64_t> send_ops{0};
   std::atomic<uint64_t> busy_polls{0};      // spins before a sleep (NetConfig::busy_poll_us)
   std::atomic<uint64_t> busy_poll_hits{0};  // ... that found work and skipped the sleep
-  std::atomic<uint64_t> recv_shared_bytes{0};     // shared by ShareReceived, no copy
-  std::atomic<uint64_t> recv_block_switches{0};  // full receive blocks still shared: reads moved on
+  std::atomic<uint64_t> recv_shared_bytes{0};    // shared by ShareReceived, no copy
+  std::atomic<uint64_t> recv_block_switches{0};  // reads moved on: slices pinned the full block
 
   // Single writer only (the owning loop's thread).
   static void Bump(std::atomic<uint64_t>& c, uint64_t n = 1) noexcept {
