@@ -32,7 +32,7 @@ Listener::~Listener() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-bool Listener::Bind(const std::string& host, uint16_t port, std::string* error) {
+bool Listener::Bind(const std::string& host, uint16_t port, int backlog, std::string* error) {
   sockaddr_storage addr{};
   socklen_t len = 0;
   if (!ResolveAddress(host, port, &addr, &len, error)) return false;
@@ -47,7 +47,7 @@ bool Listener::Bind(const std::string& host, uint16_t port, std::string* error) 
   const int one = 1;
   ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (::bind(fd_, reinterpret_cast<const sockaddr*>(&addr), len) != 0) return fail("bind");
-  if (::listen(fd_, loop_->config().listen_backlog) != 0) return fail("listen");
+  if (::listen(fd_, backlog) != 0) return fail("listen");
   sockaddr_storage bound{};
   socklen_t blen = sizeof bound;
   ::getsockname(fd_, reinterpret_cast<sockaddr*>(&bound), &blen);

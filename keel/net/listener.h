@@ -38,7 +38,7 @@ class Listener {
   Listener& operator=(const Listener&) = delete;
 
   // Caller's thread, before the loop uses it.
-  bool Bind(const std::string& host, uint16_t port, std::string* error);
+  bool Bind(const std::string& host, uint16_t port, int backlog, std::string* error);
   uint16_t port() const noexcept { return port_; }
   uint32_t id() const noexcept { return id_; }
   IoLoop* loop() const noexcept { return loop_; }

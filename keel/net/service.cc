@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "keel/core/log.h"
+#include "keel/core/mutex.h"
 #include "keel/core/thread_context.h"
 #include "keel/core/thread_group.h"
 #include "keel/net/internal/backend.h"
@@ -68,9 +69,12 @@ struct Service::Impl {
   std::string_view backend_name = "none";
   std::vector<std::unique_ptr<IoLoop>> loops;
   std::unique_ptr<core::ThreadGroup> threads;
-  // Listen adds one; freed after the loops (posted work may name them).
-  mutable std::mutex listen_mu;
-  std::vector<std::unique_ptr<Listener>> listeners;
+  // Listen adds a listener; they are freed after the loops (posted work may
+  // name them). Stop clears `running` under this lock, so a Listen or
+  // StopAccepting that holds it and sees `running` posts to live loops.
+  mutable core::Mutex listen_mu{"Service.listen"};
+  std::vector<std::unique_ptr<Listener>> listeners KEEL_GUARDED_BY(listen_mu);
+  uint32_t next_listener_id KEEL_GUARDED_BY(listen_mu) = 0;
   std::atomic<bool> running{false};
   std::atomic<std::size_t> next_loop{0};
   bool stopped = false;
@@ -130,40 +134,61 @@ bool Service::Listen(const std::string& host, uint16_t port, std::string* error)
 
 bool Service::Listen(const std::string& host, uint16_t port, std::string* error, SessionFactory factory) {
   Impl& m = *impl_;
-  if (!m.running.load()) {
-    if (error) *error = "service not running";
+  std::vector<IoLoop*> loops;
+  IoLoop* loop = nullptr;
+  uint32_t id = 0;
+  {
+    core::MutexLock lock(m.listen_mu);
+    if (!m.running.load()) {
+      if (error) *error = "service not running";
+      return false;
+    }
+    for (auto& l : m.loops) loops.push_back(l.get());
+    id = m.next_listener_id++;
+    // Listeners are spread over the loops (each accepts on its own),
+    // skipping failed ones: a listener there would never be armed.
+    for (std::size_t i = 0; i < loops.size() && loop == nullptr; ++i) {
+      IoLoop* l = loops[(id + i) % loops.size()];
+      if (!l->failed()) loop = l;
+    }
+  }
+  if (loop == nullptr) {
+    if (error) *error = "every IO loop has failed";
     return false;
   }
-  std::vector<IoLoop*> loops;
-  for (auto& l : m.loops) loops.push_back(l.get());
-  std::lock_guard<std::mutex> g(m.listen_mu);
-  // Listeners are spread over the loops: each accepts on its own loop.
-  const auto id = static_cast<uint32_t>(m.listeners.size());
-  IoLoop* loop = loops[id % loops.size()];
+  // Bound outside the lock (it may resolve a name); touches no loop.
   auto listener =
       std::make_unique<Listener>(id, loop, loops, factory ? std::move(factory) : m.factory, m.counters);
-  if (!listener->Bind(host, port, error)) return false;
-  Listener* raw = listener.get();
-  m.listeners.push_back(std::move(listener));
-  loop->Post([loop, raw] {
-    if (loop->stopping()) {
-      raw->StopOnLoop();  // never attached: closes its socket
-      return;
+  if (!listener->Bind(host, port, m.config.listen_backlog, error)) return false;
+  const uint16_t bound = listener->port();
+  {
+    core::MutexLock lock(m.listen_mu);
+    if (!m.running.load()) {  // Stop ran meanwhile: the loops may be gone
+      if (error) *error = "service stopped";
+      return false;  // the listener closes its socket
     }
-    loop->AttachListenerOnLoop(raw);
-    raw->ArmOnLoop();
-  });
-  KEEL_LOG_INFO("net: listening on {}:{}", host, raw->port());
+    Listener* raw = listener.get();
+    m.listeners.push_back(std::move(listener));
+    loop->Post([loop, raw] {
+      if (loop->stopping()) {
+        raw->StopOnLoop();  // never attached: closes its socket
+        return;
+      }
+      loop->AttachListenerOnLoop(raw);
+      raw->ArmOnLoop();
+    });
+  }
+  KEEL_LOG_INFO("net: listening on {}:{}", host, bound);
   return true;
 }
 
-uint16_t Service::port(std::size_t listener) const noexcept {
-  std::lock_guard<std::mutex> g(impl_->listen_mu);
+uint16_t Service::port(std::size_t listener) const {
+  core::MutexLock lock(impl_->listen_mu);
   return listener < impl_->listeners.size() ? impl_->listeners[listener]->port() : 0;
 }
 
-std::size_t Service::listeners() const noexcept {
-  std::lock_guard<std::mutex> g(impl_->listen_mu);
+std::size_t Service::listeners() const {
+  core::MutexLock lock(impl_->listen_mu);
   return impl_->listeners.size();
 }
 
@@ -196,8 +221,8 @@ SessionRef Service::Connect(const std::string& host, uint16_t port) {
 
 void Service::StopAccepting() {
   Impl& m = *impl_;
+  core::MutexLock lock(m.listen_mu);
   if (!m.running.load()) return;
-  std::lock_guard<std::mutex> g(m.listen_mu);
   for (auto& l : m.listeners) {
     Listener* raw = l.get();
     raw->loop()->Post([raw] { raw->StopOnLoop(); });
@@ -206,7 +231,10 @@ void Service::StopAccepting() {
 
 void Service::Stop() {
   Impl& m = *impl_;
-  if (!m.running.exchange(false)) return;
+  {
+    core::MutexLock lock(m.listen_mu);  // see Impl::listen_mu
+    if (!m.running.exchange(false)) return;
+  }
   // A batch would hold pointers to the loops freed below (wake_batch.h).
   assert(!WakeBatch::Active() && "Service::Stop inside a WakeBatch");
   m.stopped = true;
@@ -218,8 +246,10 @@ void Service::Stop() {
   }
   m.threads.reset();
   m.loops.clear();  // drains late posted work, which may still name a listener
-  std::lock_guard<std::mutex> g(m.listen_mu);
-  m.listeners.clear();
+  {
+    core::MutexLock lock(m.listen_mu);
+    m.listeners.clear();
+  }
   KEEL_LOG_INFO("net: stopped");
 }
 

@@ -47,13 +47,13 @@ class Service {
   // and its sessions are made by `factory`, or by the Service's factory when
   // none is given. Every listener shares the Service's loops and limits
   // (max_sessions counts them all). Listeners are numbered in the order
-  // their Listen succeeded.
+  // their Listen succeeded. Any thread; false after Stop.
   bool Listen(const std::string& host, uint16_t port, std::string* error);
   bool Listen(const std::string& host, uint16_t port, std::string* error, SessionFactory factory);
   // The bound port of listener `listener` (0 asked: the one chosen); 0 if
   // there is no such listener.
-  uint16_t port(std::size_t listener = 0) const noexcept;
-  std::size_t listeners() const noexcept;
+  uint16_t port(std::size_t listener = 0) const;
+  std::size_t listeners() const;
 
   // Client side: connects asynchronously; the new session gets OnConnected,
   // or OnDisconnected(kConnectFailed / kConnectTimeout). Returns the session
