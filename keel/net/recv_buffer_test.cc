@@ -193,16 +193,22 @@ TEST(RecvBuffer, NeverReadsOverAnySliceStillQueued) {
     Put(b, std::string(20, 'd').c_str());
     EXPECT_EQ(Str(queued), std::string(20, 'b'));
   }
-  {
-    RecvBuffer b(64);
+  // An older slice at [0, 10) still queued, then the last one at [30, 50).
+  auto older_then_last = [](RecvBuffer& b, SendBufferRef* last) {
     Put(b, std::string(10, 'a').c_str());
-    SendBufferRef older = b.Share(b.Readable());  // [0, 10), queued
+    SendBufferRef older = b.Share(b.Readable());
     b.Consume(10);
     Put(b, std::string(20, 'x').c_str());
     b.Consume(20);
     Put(b, std::string(20, 'b').c_str());
-    SendBufferRef last = b.Share(b.Readable());  // [30, 50), queued
+    *last = b.Share(b.Readable());
     b.Consume(20);
+    return older;
+  };
+  {
+    RecvBuffer b(64);
+    SendBufferRef last;
+    SendBufferRef older = older_then_last(b, &last);  // both queued
     EXPECT_TRUE(b.PrepareWrite(20)) << "with two slices queued the block is not free below the last";
     EXPECT_TRUE(clear_of(b.Writable(), older));
     Put(b, std::string(20, 'c').c_str());
@@ -210,17 +216,12 @@ TEST(RecvBuffer, NeverReadsOverAnySliceStillQueued) {
     EXPECT_EQ(Str(last), std::string(20, 'b'));
   }
   {
-    // The last slice written, an older one still queued: one slice alive,
+    // The last slice written, the older one still queued: one slice alive,
     // but not the last, so the front is not free either.
     RecvBuffer b(64);
-    Put(b, std::string(10, 'a').c_str());
-    SendBufferRef older = b.Share(b.Readable());  // [0, 10), queued
-    b.Consume(10);
-    Put(b, std::string(20, 'x').c_str());
-    b.Consume(20);
-    Put(b, std::string(20, 'b').c_str());
-    b.Share(b.Readable()).reset();  // [30, 50), written at once
-    b.Consume(20);
+    SendBufferRef last;
+    SendBufferRef older = older_then_last(b, &last);
+    last.reset();
     b.PrepareWrite(20);
     EXPECT_TRUE(clear_of(b.Writable(), older)) << "wrapped over an older slice still queued";
     Put(b, std::string(20, 'c').c_str());
