@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "keel/net/testing/net_fixture.h"
@@ -135,6 +137,38 @@ TEST_P(NetTestListening, StopAcceptingStopsEveryListenerAndKeepsTheSessions) {
     EXPECT_EQ(got, i == 0 ? msg : Inverted(msg));
     ::close(kept[i]);
   }
+}
+
+// Listen and Connect from other threads while the Service stops: each
+// either completes before Stop (and its session or listener is closed by
+// it) or fails; none touches a loop Stop has freed (ASan, TSan), and after
+// Stop both fail at once.
+TEST_P(NetTestListening, ListenAndConnectRacingStopAreSafe) {
+  StartServer<EchoSession>();
+  HookLog client_log;
+  Service client(TestConfig(GetParam(), 2), FactoryFor<EchoSession>(&client_log));
+  std::string err;
+  ASSERT_TRUE(client.Start(&err)) << err;
+  std::atomic<bool> go{true};
+  std::atomic<int> connects{0};
+  std::atomic<int> listens{0};
+  std::thread connector([&] {
+    while (go.load() && client.Connect("127.0.0.1", port_)) connects.fetch_add(1);
+  });
+  std::thread listener([&] {
+    std::string e;
+    while (go.load() && client.Listen("127.0.0.1", 0, &e)) listens.fetch_add(1);
+  });
+  ASSERT_TRUE(WaitFor([&] { return connects.load() > 20 && listens.load() > 5; }));
+  client.Stop();
+  go = false;
+  connector.join();
+  listener.join();
+  EXPECT_EQ(client.Connect("127.0.0.1", port_), nullptr);
+  EXPECT_FALSE(client.Listen("127.0.0.1", 0, &err));
+  EXPECT_EQ(client_log.late_hooks.load(), 0);
+  EXPECT_EQ(client_log.double_disconnect.load(), 0);
+  EXPECT_EQ(client_log.disconnected.load(), connects.load()) << "every session Connect returned ends once";
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, NetTestListening, ::testing::ValuesIn(TestBackends()), ParamName);

@@ -69,12 +69,12 @@ struct Service::Impl {
   std::string_view backend_name = "none";
   std::vector<std::unique_ptr<IoLoop>> loops;
   std::unique_ptr<core::ThreadGroup> threads;
-  // Listen adds a listener; they are freed after the loops (posted work may
-  // name them). Stop clears `running` under this lock, so a Listen or
-  // StopAccepting that holds it and sees `running` posts to live loops.
-  mutable core::Mutex listen_mu{"Service.listen"};
-  std::vector<std::unique_ptr<Listener>> listeners KEEL_GUARDED_BY(listen_mu);
-  uint32_t next_listener_id KEEL_GUARDED_BY(listen_mu) = 0;
+  // Stop clears `running` under this lock, so a Listen, StopAccepting or
+  // Connect that holds it and sees `running` posts to live loops. It also
+  // guards the listeners (freed after the loops: posted work may name them).
+  mutable core::Mutex mu{"Service"};
+  std::vector<std::unique_ptr<Listener>> listeners KEEL_GUARDED_BY(mu);
+  uint32_t next_listener_id KEEL_GUARDED_BY(mu) = 0;
   std::atomic<bool> running{false};
   std::atomic<std::size_t> next_loop{0};
   bool stopped = false;
@@ -138,7 +138,7 @@ bool Service::Listen(const std::string& host, uint16_t port, std::string* error,
   IoLoop* loop = nullptr;
   uint32_t id = 0;
   {
-    core::MutexLock lock(m.listen_mu);
+    core::MutexLock lock(m.mu);
     if (!m.running.load()) {
       if (error) *error = "service not running";
       return false;
@@ -162,7 +162,7 @@ bool Service::Listen(const std::string& host, uint16_t port, std::string* error,
   if (!listener->Bind(host, port, m.config.listen_backlog, error)) return false;
   const uint16_t bound = listener->port();
   {
-    core::MutexLock lock(m.listen_mu);
+    core::MutexLock lock(m.mu);
     if (!m.running.load()) {  // Stop ran meanwhile: the loops may be gone
       if (error) *error = "service stopped";
       return false;  // the listener closes its socket
@@ -183,12 +183,12 @@ bool Service::Listen(const std::string& host, uint16_t port, std::string* error,
 }
 
 uint16_t Service::port(std::size_t listener) const {
-  core::MutexLock lock(impl_->listen_mu);
+  core::MutexLock lock(impl_->mu);
   return listener < impl_->listeners.size() ? impl_->listeners[listener]->port() : 0;
 }
 
 std::size_t Service::listeners() const {
-  core::MutexLock lock(impl_->listen_mu);
+  core::MutexLock lock(impl_->mu);
   return impl_->listeners.size();
 }
 
@@ -200,10 +200,12 @@ SessionRef Service::Connect(const std::string& host, uint16_t port) {
   sockaddr_storage addr{};
   socklen_t len = 0;
   std::string err;
-  if (!ResolveAddress(host, port, &addr, &len, &err)) {
+  if (!ResolveAddress(host, port, &addr, &len, &err)) {  // outside the lock: may block
     KEEL_LOG_WARN("connect: {}", err);
     len = 0;  // ConnectOnLoop reports kConnectFailed
   }
+  core::MutexLock lock(m.mu);  // the loops stay until Stop, which needs it
+  if (!m.running.load()) return nullptr;
   IoLoop* loop = nullptr;
   for (std::size_t tries = 0; tries < m.loops.size(); ++tries) {
     IoLoop* l = m.loops[m.next_loop.fetch_add(1, std::memory_order_relaxed) % m.loops.size()].get();
@@ -221,7 +223,7 @@ SessionRef Service::Connect(const std::string& host, uint16_t port) {
 
 void Service::StopAccepting() {
   Impl& m = *impl_;
-  core::MutexLock lock(m.listen_mu);
+  core::MutexLock lock(m.mu);
   if (!m.running.load()) return;
   for (auto& l : m.listeners) {
     Listener* raw = l.get();
@@ -232,7 +234,7 @@ void Service::StopAccepting() {
 void Service::Stop() {
   Impl& m = *impl_;
   {
-    core::MutexLock lock(m.listen_mu);  // see Impl::listen_mu
+    core::MutexLock lock(m.mu);  // see Impl::mu
     if (!m.running.exchange(false)) return;
   }
   // A batch would hold pointers to the loops freed below (wake_batch.h).
@@ -247,7 +249,7 @@ void Service::Stop() {
   m.threads.reset();
   m.loops.clear();  // drains late posted work, which may still name a listener
   {
-    core::MutexLock lock(m.listen_mu);
+    core::MutexLock lock(m.mu);
     m.listeners.clear();
   }
   KEEL_LOG_INFO("net: stopped");
