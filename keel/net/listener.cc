@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -81,6 +82,16 @@ void Listener::OnAcceptOnLoop(const internal::Completion& c) {
     return;
   }
   if (!armed_ && !pausing_) ArmOnLoop();  // a multishot accept ended early: start another
+}
+
+void Listener::AbandonOnLoop() {
+  stopped_ = true;
+  armed_ = false;
+  // shutdown on a listening socket disconnects it (inet_shutdown): pending
+  // and new connections are reset, though the failed ring may still hold
+  // the file until it is torn down, so close() alone would not do it.
+  if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
+  KEEL_LOG_WARN("listener :{}: its IO loop failed; no longer accepting", port_);
 }
 
 void Listener::HandOff(int fd) {

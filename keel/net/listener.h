@@ -48,11 +48,10 @@ class Listener {
   void OnAcceptOnLoop(const internal::Completion& c);
   void StopOnLoop();
   // The loop's backend failed: the armed accept will never complete. Stop
-  // without touching the backend; the destructor closes the socket.
-  void AbandonOnLoop() {
-    stopped_ = true;
-    armed_ = false;
-  }
+  // without touching the backend. The socket stops listening at once (new
+  // connections are refused instead of waiting in a backlog nobody
+  // accepts); the destructor closes it.
+  void AbandonOnLoop();
 
  private:
   void HandOff(int fd);

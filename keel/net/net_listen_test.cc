@@ -3,14 +3,20 @@
 // a failed Listen leaves the others running, and Stop closes every socket.
 #include "keel/net/service.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "keel/net/internal/backend_testing.h"
 #include "keel/net/testing/net_fixture.h"
 
 namespace keel::net::testing {
@@ -34,6 +40,21 @@ class InvertSession : public EchoSession {
 
 class NetTestListening : public NetTest {
  protected:
+  // Whether a connect to 127.0.0.1:port fails with ECONNREFUSED (1 s bound).
+  static bool ConnectRefused(uint16_t port) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;
+    timeval tv{1, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port);
+    const int r = ::connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a);
+    const int e = errno;
+    ::close(fd);
+    return r != 0 && e == ECONNREFUSED;
+  }
   // Sends `msg` on a new connection to `port` and returns what comes back
   // (empty on failure); closes the connection unless `keep` is given.
   static std::vector<uint8_t> RoundTrip(uint16_t port, const std::vector<uint8_t>& msg, int* keep = nullptr) {
@@ -169,6 +190,35 @@ TEST_P(NetTestListening, ListenAndConnectRacingStopAreSafe) {
   EXPECT_EQ(client_log.late_hooks.load(), 0);
   EXPECT_EQ(client_log.double_disconnect.load(), 0);
   EXPECT_EQ(client_log.disconnected.load(), connects.load()) << "every session Connect returned ends once";
+}
+
+// A loop whose backend fails abandons the listeners on it: their ports
+// refuse new connections at once (not a backlog nobody accepts), while the
+// listener on the other loop goes on.
+TEST_P(NetTestListening, AFailedLoopsListenersRefuseAndTheOthersAccept) {
+  auto fault = std::make_shared<internal::BackendFault>();
+  internal::SetBackendWrapperForTest([fault](std::unique_ptr<internal::Backend> b, uint32_t loop) {
+    return loop == 1 ? internal::WithFaultForTest(std::move(b), fault) : std::move(b);
+  });
+  StartServer<EchoSession>(TestConfig(GetParam(), 2));  // listener 0 on loop 0
+  internal::SetBackendWrapperForTest(nullptr);
+  std::string err;
+  ASSERT_TRUE(ListenInverting(&err)) << err;  // listener 1 on loop 1
+  ASSERT_TRUE(ListenInverting(&err)) << err;  // listener 2 on loop 0
+  ASSERT_TRUE(ListenInverting(&err)) << err;  // listener 3 on loop 1
+  const auto msg = Pattern(50, 2);
+  ASSERT_EQ(RoundTrip(server_->port(1), msg), Inverted(msg));
+  fault->Fail(-EBADF);
+  ASSERT_TRUE(WaitFor([&] { return server_->Failed(); }));
+  // Refused (RST), not accepted into a backlog nobody drains nor left
+  // waiting for a backlog that is full: both take far longer than this.
+  for (const std::size_t i : {1u, 3u}) {
+    const uint16_t dead = server_->port(i);
+    EXPECT_TRUE(WaitFor([dead] { return ConnectRefused(dead); }, 3s))
+        << "listener " << i << " of the failed loop still takes connections";
+  }
+  EXPECT_EQ(RoundTrip(server_->port(0), msg), msg) << "the other loop's listeners";
+  EXPECT_EQ(RoundTrip(server_->port(2), msg), Inverted(msg)) << "the other loop's listeners";
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, NetTestListening, ::testing::ValuesIn(TestBackends()), ParamName);
