@@ -46,6 +46,29 @@ class NetTestSending : public NetTest {
     ASSERT_TRUE(WaitFor([&] { return log_.disconnected.load() == static_cast<int>(fds.size()); }));
   }
 
+  // `rounds` ping-pongs on `fd`: each message (Pattern(size, seed + i))
+  // comes back whole and unchanged before the next is sent.
+  static void EchoRounds(int fd, uint32_t rounds, std::size_t size, uint32_t seed = 0) {
+    for (uint32_t i = 0; i < rounds; ++i) {
+      const auto msg = Pattern(size, seed + i);
+      ASSERT_TRUE(SendAll(fd, msg.data(), msg.size())) << "round " << i;
+      std::vector<uint8_t> got(msg.size());
+      ASSERT_TRUE(RecvAll(fd, got.data(), got.size())) << "round " << i;
+      ASSERT_EQ(got, msg) << "round " << i;
+    }
+  }
+
+  // Connects `n` clients into *fds and waits until the server ran
+  // OnConnected for each (they are the server's only sessions so far): every
+  // session is open and can be sent to from the test thread.
+  void ConnectClients(int n, std::vector<int>* fds) {
+    for (int i = 0; i < n; ++i) {
+      fds->push_back(ConnectClient(port_));
+      ASSERT_GE(fds->back(), 0);
+    }
+    ASSERT_TRUE(WaitFor([&] { return log_.connected.load() == n; }));
+  }
+
   // Writes `stream` into `from` in uneven pieces (1..3001 bytes) on another
   // thread while reading as many bytes from `to`. Returns the offset of the
   // first wrong byte, stream.size() if every byte arrived intact, -1 if the
@@ -107,13 +130,7 @@ TEST_P(NetTestSending, BusyPollFindsThePingPongsNextMessageWithoutSleeping) {
   StartServer<EchoSession>(cfg);
   const int fd = ConnectClient(port_);
   ASSERT_GE(fd, 0);
-  for (uint32_t i = 0; i < 200; ++i) {
-    auto msg = Pattern(32, i);
-    ASSERT_TRUE(SendAll(fd, msg.data(), msg.size()));
-    std::vector<uint8_t> got(msg.size());
-    ASSERT_TRUE(RecvAll(fd, got.data(), got.size())) << "round " << i;
-    ASSERT_EQ(got, msg) << "round " << i;
-  }
+  ASSERT_NO_FATAL_FAILURE(EchoRounds(fd, 200, 32));
   ::close(fd);
   const NetStats st = server_->stats();
   EXPECT_GT(st.busy_polls, 0u);
@@ -246,18 +263,10 @@ TEST_P(NetTestSending, SendReceivedCopiesPiecesBelowTheShareMinimum) {
   StartServer<EchoSession>();  // recv_share_min: 1024
   const int fd = ConnectClient(port_);
   ASSERT_GE(fd, 0);
-  for (uint32_t i = 0; i < 20; ++i) {
-    auto msg = Pattern(100, i);
-    ASSERT_TRUE(SendAll(fd, msg.data(), msg.size()));
-    std::vector<uint8_t> got(msg.size());
-    ASSERT_TRUE(RecvAll(fd, got.data(), got.size()));
-    ASSERT_EQ(got, msg);
-  }
-  auto big = Pattern(2000, 99);  // one piece of it or more is at least 1024 bytes
-  ASSERT_TRUE(SendAll(fd, big.data(), big.size()));
-  std::vector<uint8_t> got(big.size());
-  ASSERT_TRUE(RecvAll(fd, got.data(), got.size()));
-  ASSERT_EQ(got, big);
+  ASSERT_NO_FATAL_FAILURE(EchoRounds(fd, 20, 100));
+  // One piece of it or more is at least 1024 bytes (a 2000-byte send
+  // arrives in at most a few reads on loopback).
+  ASSERT_NO_FATAL_FAILURE(EchoRounds(fd, 1, 2000, 99));
   ::close(fd);
   const NetStats st = server_->stats();
   EXPECT_GE(st.recv_shared_bytes, 1024u);
@@ -339,8 +348,7 @@ TEST_P(NetTestSending, SendAndDisconnectFromManyThreads) {
   StartServer<SinkSession>();
   constexpr int kClients = 40;
   std::vector<int> fds;
-  for (int i = 0; i < kClients; ++i) fds.push_back(ConnectClient(port_));
-  ASSERT_TRUE(WaitFor([&] { return log_.connected.load() == kClients; }));
+  ASSERT_NO_FATAL_FAILURE(ConnectClients(kClients, &fds));
   std::vector<SessionRef> sessions;
   {
     std::lock_guard<std::mutex> g(log_.mu);
@@ -385,11 +393,7 @@ TEST_P(NetTestSending, OneSendBufferReachesThousandSessionsIntact) {
   const SendBufferStats base = SendBuffer::Stats();
   constexpr int kClients = 1000;
   std::vector<int> fds;
-  for (int i = 0; i < kClients; ++i) {
-    fds.push_back(ConnectClient(port_));
-    ASSERT_GE(fds.back(), 0);
-  }
-  ASSERT_TRUE(WaitFor([&] { return log_.connected.load() == kClients; }));
+  ASSERT_NO_FATAL_FAILURE(ConnectClients(kClients, &fds));
   auto want = Pattern(4000, 77);
   {
     SendBufferRef buf = SendBuffer::Copy(want);
@@ -412,12 +416,8 @@ TEST_P(NetTestSending, SendsInAWakeBatchWakeEachLoopOnceWhenItEnds) {
   StartServer<SinkSession>();  // two IO threads
   constexpr int kClients = 20;
   std::vector<int> fds;
-  for (int i = 0; i < kClients; ++i) {
-    fds.push_back(ConnectClient(port_));
-    ASSERT_GE(fds.back(), 0);
-  }
   // OnConnected runs on the session's own loop: every hand-over is done.
-  ASSERT_TRUE(WaitFor([&] { return log_.connected.load() == kClients; }));
+  ASSERT_NO_FATAL_FAILURE(ConnectClients(kClients, &fds));
   const NetStats base = server_->stats();
   auto want = Pattern(300, 5);
   SendBufferRef buf = SendBuffer::Copy(want);
@@ -449,11 +449,7 @@ TEST_P(NetTestSending, AWakeBatchWakesLoopsBeyondItsLimitAtOnce) {
   StartServer<SinkSession>(cfg);
   const int clients = static_cast<int>(cfg.io_threads);  // the listener spreads them round robin
   std::vector<int> fds;
-  for (int i = 0; i < clients; ++i) {
-    fds.push_back(ConnectClient(port_));
-    ASSERT_GE(fds.back(), 0);
-  }
-  ASSERT_TRUE(WaitFor([&] { return log_.connected.load() == clients; }));
+  ASSERT_NO_FATAL_FAILURE(ConnectClients(clients, &fds));
   const uint64_t loops = LoopsOf(log_);
   ASSERT_GT(loops, WakeBatch::kMaxLoops);
   const NetStats base = server_->stats();
