@@ -43,18 +43,22 @@ struct HotCache {
 };
 constinit thread_local HotCache t_hot{0, nullptr};
 
+// No check: PopBatch packs a next-batch address it read from a block that
+// another thread may already own and overwrite. Such a value can be any
+// bits, and is harmless: the head's tag has moved on, so the CAS fails.
+std::uint64_t PackUnchecked(std::uint64_t addr, std::uint64_t tag) noexcept {
+  return ((addr & kAddrMask) >> kAlignShift) | (tag << kTagShift);  // Tag bits past 64 drop: wraps.
+}
+// `ptr`: a real block (aligned, below 2^48).
 std::uint64_t Pack(void* ptr, std::uint64_t tag) noexcept {
   const std::uint64_t addr = reinterpret_cast<std::uintptr_t>(ptr);
   assert((addr & ~kAddrMask) == 0 && (addr & ((1u << kAlignShift) - 1)) == 0);
-  return (addr >> kAlignShift) | (tag << kTagShift);  // Tag bits past 64 drop: wraps.
+  return PackUnchecked(addr, tag);
 }
 void* PtrOf(std::uint64_t word) noexcept {
   return reinterpret_cast<void*>(static_cast<std::uintptr_t>((word & kPackedMask) << kAlignShift));
 }
 std::uint64_t TagOf(std::uint64_t word) noexcept { return word >> kTagShift; }
-void* NextBatchOf(std::uint64_t link) noexcept {
-  return reinterpret_cast<void*>(static_cast<std::uintptr_t>(link & kAddrMask));
-}
 
 // A block's words: [0] next block of its batch or magazine; [1], on the head
 // block of a listed batch only, the next batch (low 48 bits) and this batch's
@@ -134,7 +138,8 @@ void* MemoryPool::PopBatch(std::size_t class_index, std::uint32_t* count) {
       hook(g_pop_hook_arg.load(std::memory_order_relaxed));
     }
     // Acquire on both outcomes pairs with PushBatch's release CAS.
-    if (sc.head.compare_exchange_weak(head, Pack(NextBatchOf(link), TagOf(head) + 1),
+    // `link` may be stale (see PackUnchecked): then this CAS fails.
+    if (sc.head.compare_exchange_weak(head, PackUnchecked(link & kAddrMask, TagOf(head) + 1),
                                       std::memory_order_acquire, std::memory_order_acquire)) {
       *count = static_cast<std::uint32_t>(link >> kCountShift);
       RaisePeak(sc.peak, sc.off_shared.fetch_add(*count, std::memory_order_relaxed) + *count);
