@@ -122,6 +122,7 @@ void RecvBuffer::Consume(std::size_t n) noexcept {
 
 bool RecvBuffer::PrepareWrite(std::size_t min_writable) {
   assert(block_ && "a moved-from RecvBuffer may only be assigned to");
+  if (read_ == write_ && write_ != 0 && PlaceEmptyRead(min_writable)) return false;
   if (end_ - write_ >= min_writable) return false;
   const std::size_t readable = write_ - read_;
   const Pinned pinned = Pin();
@@ -174,6 +175,31 @@ bool RecvBuffer::PrepareWrite(std::size_t min_writable) {
   read_ = 0;
   write_ = readable;
   return shared;
+}
+
+bool RecvBuffer::PlaceEmptyRead(std::size_t min_writable) noexcept {
+  const Pinned pinned = Pin();
+  if (pinned == Pinned::kNothing) {  // the slices went after Consume: rewind
+    read_ = write_ = 0;
+    end_ = capacity_;
+    return end_ >= min_writable;
+  }
+  if (pinned != Pinned::kLastSlice) return false;
+  // An echo: the next read goes to the half of the block the queued slice
+  // does not touch, so a ping-pong keeps using the same two places (its
+  // cache and TLB footprint is two messages, not the whole block).
+  const std::size_t half = capacity_ / 2;
+  if (last_begin_ >= half && last_begin_ >= min_writable) {
+    read_ = write_ = 0;
+    end_ = last_begin_;
+    return true;
+  }
+  if (last_end_ <= half && capacity_ - half >= min_writable) {
+    read_ = write_ = half;
+    end_ = capacity_;
+    return true;
+  }
+  return false;
 }
 
 SendBufferRef RecvBuffer::Share(std::span<const uint8_t> bytes) {

@@ -26,6 +26,11 @@
 //     [ writable (next read) ... | last slice, queued | consumed ]
 //     0                       last_begin_          last_end_   capacity
 //
+//   When everything received was consumed (an echo's whole message), the
+//   next read goes to the half of the block the slice does not touch: the
+//   front, or the middle. A ping-pong then alternates between two places
+//   and touches two messages' worth of the block, not all of it;
+//
 //   The buffer does not hold that slice: the block carries a mark that the
 //   slice clears when it is released (SendBuffer::Wrap's live mark), so an
 //   idle session pins nothing;
@@ -91,6 +96,10 @@ class RecvBuffer {
   // What slices keep from being overwritten: nothing, only the bytes of the
   // last one handed out (last_begin_..last_end_), or anything in the block.
   Pinned Pin() const noexcept;
+  // The buffer is empty but not at the front (a slice kept Consume from
+  // rewinding): places the next read clear of what is pinned, in one of the
+  // block's two halves. False if neither half has the room.
+  bool PlaceEmptyRead(std::size_t min_writable) noexcept;
 
   RefPtr<Block> block_;
   // A block of the initial size that reads left while it was still shared;
