@@ -77,6 +77,7 @@ RecvBuffer& RecvBuffer::operator=(RecvBuffer&& o) noexcept {
     last_tag_ = std::exchange(o.last_tag_, 0);
     last_begin_ = std::exchange(o.last_begin_, 0);
     last_end_ = std::exchange(o.last_end_, 0);
+    empty_reads_ = std::exchange(o.empty_reads_, 0);
   }
   return *this;
 }
@@ -122,6 +123,7 @@ void RecvBuffer::Consume(std::size_t n) noexcept {
 
 bool RecvBuffer::PrepareWrite(std::size_t min_writable) {
   assert(block_ && "a moved-from RecvBuffer may only be assigned to");
+  if (capacity_ != base_capacity_) ShrinkWhenIdle(min_writable);
   if (read_ == write_ && write_ != 0 && PlaceEmptyRead(min_writable)) return false;
   if (end_ - write_ >= min_writable) return false;
   const std::size_t readable = write_ - read_;
@@ -175,6 +177,21 @@ bool RecvBuffer::PrepareWrite(std::size_t min_writable) {
   read_ = 0;
   write_ = readable;
   return shared;
+}
+
+void RecvBuffer::ShrinkWhenIdle(std::size_t min_writable) {
+  if (read_ != write_ || base_capacity_ < min_writable) {
+    empty_reads_ = 0;  // a frame is still arriving: it may need the room
+    return;
+  }
+  if (++empty_reads_ < kShrinkAfterEmptyReads) return;
+  empty_reads_ = 0;
+  // The grown block is freed here, or by its last slice.
+  block_ = Block::New(base_capacity_);
+  data_ = block_->bytes();
+  capacity_ = end_ = base_capacity_;
+  read_ = write_ = 0;
+  spare_.reset();
 }
 
 bool RecvBuffer::PlaceEmptyRead(std::size_t min_writable) noexcept {

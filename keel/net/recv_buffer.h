@@ -11,7 +11,9 @@
 // A read lands in the writable region (CommitWrite), OnRecv consumes from
 // the front (Consume). PrepareWrite moves the readable bytes to the front
 // (compaction) when that frees enough room, and grows the storage only when
-// the readable bytes themselves need it.
+// the readable bytes themselves need it. Grown storage goes back to the
+// initial size after a run of reads that found the buffer empty, so one
+// large frame does not cost a session its size for ever.
 //
 // Sharing without a copy: Share(bytes) turns readable bytes into a
 // SendBuffer that points into this buffer's storage (an echo, a relay). The
@@ -100,6 +102,12 @@ class RecvBuffer {
   // rewinding): places the next read clear of what is pinned, in one of the
   // block's two halves. False if neither half has the room.
   bool PlaceEmptyRead(std::size_t min_writable) noexcept;
+  // A block grown past the initial size (a large frame) goes back to the
+  // initial size once the buffer was empty before kShrinkAfterEmptyReads
+  // reads in a row (slices of it keep it alive on their own). A peer whose
+  // frames keep needing the room keeps it (no allocation per frame).
+  void ShrinkWhenIdle(std::size_t min_writable);
+  static constexpr uint32_t kShrinkAfterEmptyReads = 16;
 
   RefPtr<Block> block_;
   // A block of the initial size that reads left while it was still shared;
@@ -116,6 +124,7 @@ class RecvBuffer {
   uint64_t last_tag_ = 0;
   std::size_t last_begin_ = 0;
   std::size_t last_end_ = 0;
+  uint32_t empty_reads_ = 0;  // see ShrinkWhenIdle
 };
 
 }  // namespace keel::net

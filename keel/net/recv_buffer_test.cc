@@ -326,5 +326,57 @@ TEST(RecvBuffer, AnEchoAlternatesBetweenTheFrontAndTheMiddle) {
   }
 }
 
+// One large frame grows the buffer; once the frame is consumed and the
+// buffer has been empty before a run of reads, it goes back to the initial
+// size (memory does not stay at the largest frame a peer ever sent).
+TEST(RecvBuffer, ShrinksBackToTheInitialSizeAfterALargeFrame) {
+  RecvBuffer b(64);
+  Put(b, std::string(500, 'L').c_str());
+  ASSERT_GE(b.capacity(), 500u);
+  b.Consume(500);
+  for (int i = 0; i < 15; ++i) {
+    Put(b, "small");
+    EXPECT_EQ(Str(b), "small");
+    b.Consume(5);
+  }
+  EXPECT_GE(b.capacity(), 500u) << "shrunk before the run of empty reads";
+  Put(b, "small");
+  EXPECT_EQ(b.capacity(), 64u) << "the grown block was kept";
+  EXPECT_EQ(Str(b), "small");
+}
+
+// A peer whose frames keep needing the room (each arrives in two reads)
+// keeps the grown block: no allocation per frame.
+TEST(RecvBuffer, KeepsTheGrownSizeWhileFramesNeedIt) {
+  RecvBuffer b(256);
+  const std::string half(150, 'h');  // a frame (300) needs more than 256
+  Put(b, half.c_str());
+  Put(b, half.c_str());
+  b.Consume(300);
+  const std::size_t grown = b.capacity();
+  ASSERT_GE(grown, 300u);
+  for (int frame = 1; frame < 40; ++frame) {
+    Put(b, half.c_str());
+    ASSERT_EQ(b.capacity(), grown) << "frame " << frame << ": shrunk between frames";
+    Put(b, half.c_str());
+    ASSERT_EQ(Str(b), half + half);
+    b.Consume(300);
+  }
+}
+
+// A slice of the grown block outlives the shrink (ASan: no use after free).
+TEST(RecvBuffer, ASliceOfTheGrownBlockOutlivesTheShrink) {
+  RecvBuffer b(64);
+  Put(b, std::string(500, 'L').c_str());
+  SendBufferRef big = b.Share(b.Readable());
+  b.Consume(500);
+  for (int i = 0; i < 40; ++i) {
+    Put(b, "s");
+    b.Consume(1);
+  }
+  EXPECT_EQ(b.capacity(), 64u);
+  EXPECT_EQ(Str(big), std::string(500, 'L'));
+}
+
 }  // namespace
 }  // namespace keel::net
