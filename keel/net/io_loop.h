@@ -124,6 +124,9 @@ class IoLoop {
   void OnConnectDone(Session* s, int32_t result);
   void CheckSoftLimitOnLoop(Session* s);
   void ScanSoftLimits();
+  // The reason a failed recv or send ends a session with: ECONNRESET and
+  // EPIPE give kPeerReset, any other errno kIoError.
+  static DisconnectReason ReasonForErrno(int err) noexcept;
   void CloseOnLoop(Session* s, DisconnectReason reason);
   void CloseOnLoop(Session* s);
   void FinalizeOnLoop(Session* s);

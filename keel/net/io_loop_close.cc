@@ -1,12 +1,13 @@
 // IoLoop, the closing half: a loop failed by its backend, shutdown, and the
 // ways a session ends (after a flush, with a notice, lingering, at once).
-// The rest of the loop is io_loop.cc.
+// The loop itself is io_loop.cc.
 #include "keel/net/io_loop.h"
 
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <utility>
 
 #include "keel/core/lock_guard.h"
@@ -62,6 +63,10 @@ void IoLoop::ShutdownOnLoop() {
 }
 
 // ---- closing ----
+
+DisconnectReason IoLoop::ReasonForErrno(int err) noexcept {
+  return (err == ECONNRESET || err == EPIPE) ? DisconnectReason::kPeerReset : DisconnectReason::kIoError;
+}
 
 void IoLoop::CloseAfterFlushOnLoop(Session* s, uint32_t timeout_ms) {
   SessionCore& core = *s->core_;
