@@ -1,6 +1,7 @@
 // More than one listener per Service, on every backend over real 127.0.0.1
-// sockets: each makes its own kind of session, StopAccepting stops them all,
-// a failed Listen leaves the others running, and Stop closes every socket.
+// sockets: each makes its own kind of session, each accepts on its own loop
+// (round-robin, skipping a failed one), StopAccepting stops them all, a
+// failed Listen leaves the others running, and Stop closes every socket.
 #include "keel/net/service.h"
 
 #include <arpa/inet.h>
@@ -12,6 +13,8 @@
 
 #include <atomic>
 #include <cerrno>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -36,6 +39,80 @@ class InvertSession : public EchoSession {
     Send(std::move(out));
     return bytes.size();
   }
+};
+
+// Which loop each listener's accept was started on: its loop's backend
+// sees the Accept with the listener's id in the user_data.
+class AcceptLog {
+ public:
+  void Add(uint32_t loop, uint32_t listener) {
+    std::lock_guard<std::mutex> g(mu_);
+    accepts_.push_back({loop, listener});
+  }
+  // The loops listener `id` started an accept on, re-arms included.
+  std::vector<uint32_t> LoopsOf(uint32_t id) const {
+    std::lock_guard<std::mutex> g(mu_);
+    std::vector<uint32_t> loops;
+    for (const auto& [loop, listener] : accepts_) {
+      if (listener == id) loops.push_back(loop);
+    }
+    return loops;
+  }
+  // Whether listeners 0 .. n-1 have each started an accept.
+  bool AllStarted(uint32_t n) const {
+    for (uint32_t id = 0; id < n; ++id) {
+      if (LoopsOf(id).empty()) return false;
+    }
+    return true;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::pair<uint32_t, uint32_t>> accepts_;  // (loop, listener id)
+};
+
+// Forwards everything to the loop's real backend and logs its Accepts.
+class AcceptLoggingBackend final : public internal::Backend {
+ public:
+  AcceptLoggingBackend(std::unique_ptr<internal::Backend> inner, uint32_t loop, std::shared_ptr<AcceptLog> log)
+      : inner_(std::move(inner)), loop_(loop), log_(std::move(log)) {}
+
+  std::string_view name() const noexcept override { return inner_->name(); }
+  void Accept(int listen_fd, uint64_t user_data) override {
+    log_->Add(loop_, static_cast<uint32_t>(user_data));  // the tag is in the high bits
+    inner_->Accept(listen_fd, user_data);
+  }
+  void Connect(int fd, const sockaddr* addr, socklen_t len, uint64_t user_data) override {
+    inner_->Connect(fd, addr, len, user_data);
+  }
+  void Recv(int fd, uint8_t* buf, std::size_t len, uint64_t user_data) override {
+    inner_->Recv(fd, buf, len, user_data);
+  }
+  void Send(int fd, const iovec* iov, int iovcnt, uint64_t user_data) override {
+    inner_->Send(fd, iov, iovcnt, user_data);
+  }
+  void Cancel(int fd) override { inner_->Cancel(fd); }
+  std::size_t Wait(std::span<internal::Completion> out, int timeout_ms) override {
+    return inner_->Wait(out, timeout_ms);
+  }
+  int error() const noexcept override { return inner_->error(); }
+  void Wake() noexcept override { inner_->Wake(); }
+
+ private:
+  std::unique_ptr<internal::Backend> inner_;
+  const uint32_t loop_;
+  std::shared_ptr<AcceptLog> log_;
+};
+
+// Clears the process-wide backend wrapper when the test ends, even after a
+// failed ASSERT.
+struct BackendWrapperScope {
+  explicit BackendWrapperScope(internal::BackendWrapper wrapper) {
+    internal::SetBackendWrapperForTest(std::move(wrapper));
+  }
+  ~BackendWrapperScope() { internal::SetBackendWrapperForTest(nullptr); }
+  BackendWrapperScope(const BackendWrapperScope&) = delete;
+  BackendWrapperScope& operator=(const BackendWrapperScope&) = delete;
 };
 
 class NetTestListening : public NetTest {
@@ -111,6 +188,56 @@ TEST_P(NetTestListening, ListenersSharingOneLoopGetTheirOwnAccepts) {
     EXPECT_EQ(RoundTrip(server_->port(0), msg), msg) << "round " << round;
     EXPECT_EQ(RoundTrip(server_->port(1), msg), Inverted(msg)) << "round " << round;
     EXPECT_EQ(RoundTrip(server_->port(2), msg), msg) << "round " << round;
+  }
+}
+
+// Each Listen puts its listener on the next loop: listener i accepts on
+// loop i % io_threads, so the accept work is spread like the sessions.
+TEST_P(NetTestListening, ListenersAreSpreadRoundRobinOverTheLoops) {
+  constexpr uint32_t kLoops = 3;
+  constexpr uint32_t kListeners = 4;
+  auto accepts = std::make_shared<AcceptLog>();
+  BackendWrapperScope wrap([accepts](std::unique_ptr<internal::Backend> b, uint32_t loop) {
+    return std::make_unique<AcceptLoggingBackend>(std::move(b), loop, accepts);
+  });
+  StartServer<EchoSession>(TestConfig(GetParam(), kLoops));  // listener 0
+  std::string err;
+  for (uint32_t i = 1; i < kListeners; ++i) ASSERT_TRUE(ListenInverting(&err)) << err;
+  ASSERT_EQ(server_->listeners(), kListeners);
+  ASSERT_TRUE(WaitFor([&] { return accepts->AllStarted(kListeners); })) << "a listener never started accepting";
+  const auto msg = Pattern(64, 5);
+  for (uint32_t i = 0; i < kListeners; ++i) {
+    EXPECT_EQ(RoundTrip(server_->port(i), msg), i == 0 ? msg : Inverted(msg)) << "listener " << i;
+  }
+  // Re-arms included (a single-shot accept is started again on its loop).
+  for (uint32_t i = 0; i < kListeners; ++i) {
+    for (const uint32_t loop : accepts->LoopsOf(i)) EXPECT_EQ(loop, i % kLoops) << "listener " << i;
+  }
+}
+
+// A Listen whose turn falls on a failed loop takes the next running one
+// (a listener there would never be armed).
+TEST_P(NetTestListening, ListenSkipsAFailedLoop) {
+  auto fault = std::make_shared<internal::BackendFault>();
+  auto accepts = std::make_shared<AcceptLog>();
+  BackendWrapperScope wrap([fault, accepts](std::unique_ptr<internal::Backend> b, uint32_t loop) {
+    if (loop == 1) b = internal::WithFaultForTest(std::move(b), fault);
+    return std::make_unique<AcceptLoggingBackend>(std::move(b), loop, accepts);
+  });
+  StartServer<EchoSession>(TestConfig(GetParam(), 3));  // listener 0 on loop 0
+  fault->Fail(-EBADF);
+  ASSERT_TRUE(WaitFor([&] { return server_->Failed(); }));
+  std::string err;
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(ListenInverting(&err)) << err;
+  // Listener 1's turn is the failed loop 1: it goes to loop 2; then 2, 0.
+  const uint32_t expected[] = {0, 2, 2, 0};
+  ASSERT_TRUE(WaitFor([&] { return accepts->AllStarted(4); })) << "a listener never started accepting";
+  const auto msg = Pattern(64, 7);
+  for (uint32_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(RoundTrip(server_->port(i), msg), i == 0 ? msg : Inverted(msg)) << "listener " << i;
+  }
+  for (uint32_t i = 0; i < 4; ++i) {
+    for (const uint32_t loop : accepts->LoopsOf(i)) EXPECT_EQ(loop, expected[i]) << "listener " << i;
   }
 }
 
