@@ -42,7 +42,6 @@ void IoLoop::ConnectOnLoop(SessionRef s, const sockaddr_storage& addr, socklen_t
   }
   ApplySocketOptions(fd, config_);
   ++core.ops_in_flight;
-  s->AddRef();
   backend_->Connect(fd, reinterpret_cast<const sockaddr*>(&addr), len, UserData(core));
   const uint32_t slot = core.slot;
   const uint32_t gen = core.generation;

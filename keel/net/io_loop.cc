@@ -48,16 +48,17 @@ IoLoop::~IoLoop() {
   stopping_ = true;
   while (RunPosted()) {
   }
+  if (failed_holds_.empty()) finalized_.clear();
   if (!failed_holds_.empty()) {
     // The backend failed: operations it held never completed. Tear it down
     // first (the kernel lets go of the lent buffers), then free.
     backend_.reset();
     for (FailedHold& h : failed_holds_) {
       if (h.fd >= 0) ::close(h.fd);
-      for (uint32_t i = 0; i < h.op_refs; ++i) SessionRef::Adopt(h.session.get());  // drops one
     }
     failed_holds_.clear();
   }
+  finalized_.clear();
 }
 
 // ---- posting (any thread) ----
@@ -120,6 +121,7 @@ void IoLoop::Run() {
     }
     RunTimers();
     FlushScheduled();
+    finalized_.clear();  // no handler of this pass is running any more
     if (stopping_ && live_sessions_ == 0 && listeners_.empty()) {
       core::LockGuard<core::SpinLock> g(post_mu_);
       if (posted_.empty()) break;
@@ -317,8 +319,9 @@ void IoLoop::Dispatch(const Completion& c) {
     KEEL_LOG_ERROR("io loop {}: completion for a stale slot (user_data {:#x})", index_, c.user_data);
     return;
   }
-  // Adopts the reference the operation held; dropped after the handler.
-  SessionRef hold = SessionRef::Adopt(raw);
+  // No reference per operation: the slot holds the session until its last
+  // operation completed (FinalizeOnLoop), and a session finalized by its
+  // own handler lives on in finalized_ until the end of the pass.
   SessionCore& core = *raw->core_;
   --core.ops_in_flight;
   switch (c.kind) {

@@ -160,22 +160,24 @@ class IoLoop {
   std::vector<SessionRef> needs_flush_;
   std::vector<SessionRef> flushing_;
 
-  // Loop only.
+  // Loop only. A slot's reference keeps its session alive while any
+  // operation on it is in flight: operations take no reference of their own.
   std::vector<Slot> slots_;
   std::vector<uint32_t> free_slots_;
   std::size_t live_sessions_ = 0;
   std::multimap<Clock::time_point, std::function<void()>> timers_;
   std::vector<std::pair<uint32_t, uint32_t>> soft_watch_;  // (slot, generation) over the soft limit
   std::vector<Listener*> listeners_;  // the Service's listeners placed on this loop
+  // Sessions finalized during this pass (their slot's reference), released
+  // at its end: the handler that closed one may still be using it.
+  std::vector<SessionRef> finalized_;
   bool stopping_ = false;
   std::atomic<bool> failed_{false};
   // After a backend failure: what the kernel may still hold (the session
-  // with its RecvBuffer, the buffers and iovecs of its write, its fd, one
-  // reference per operation that will never complete). Released in the
-  // destructor, after the backend is gone.
+  // with its RecvBuffer, the buffers and iovecs of its write, its fd).
+  // Released in the destructor, after the backend is gone.
   struct FailedHold {
     SessionRef session;
-    uint32_t op_refs = 0;
     int fd = -1;
     std::vector<SendBufferRef> inflight;
     std::vector<iovec> iov;

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <utility>
 
 #include "keel/core/lock_guard.h"
@@ -41,7 +42,7 @@ void IoLoop::FailOnLoop(int err) {
     // The peer learns at once (FIN); the fd itself is closed after the
     // backend is gone, since operations on it may still be in the kernel.
     if (core.fd >= 0) ::shutdown(core.fd, SHUT_RDWR);
-    failed_holds_.push_back({s, core.ops_in_flight, core.fd, std::move(core.inflight), std::move(core.iov)});
+    failed_holds_.push_back({s, core.fd, std::move(core.inflight), std::move(core.iov)});
     core.inflight.clear();
     core.iov.clear();
     core.fd = -1;
@@ -201,7 +202,9 @@ void IoLoop::FinalizeOnLoop(Session* s) {
   ++slot.generation;
   free_slots_.push_back(core.slot);
   --live_sessions_;
-  SessionRef last = std::move(slot.session);  // may free the session: nothing touches it after
+  // Released at the end of the loop pass: the handler that closed the
+  // session (and the Dispatch around it) may still touch it.
+  finalized_.push_back(std::move(slot.session));
 }
 
 }  // namespace keel::net

@@ -24,7 +24,6 @@ void IoLoop::StartRecvOnLoop(Session* s) {
   auto w = core.recv.Writable();
   core.recv_in_flight = true;
   ++core.ops_in_flight;
-  s->AddRef();
   backend_->Recv(core.fd, w.data(), w.size(), UserData(core));
 }
 

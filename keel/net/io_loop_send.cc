@@ -47,7 +47,6 @@ void IoLoop::FlushOnLoop(Session* s) {
   }
   core.send_in_flight = true;
   ++core.ops_in_flight;
-  s->AddRef();
   backend_->Send(core.fd, core.iov.data(), static_cast<int>(core.iov.size()), UserData(core));
   CheckSoftLimitOnLoop(s);
 }
