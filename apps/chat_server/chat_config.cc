@@ -49,7 +49,7 @@ std::vector<Field> Fields(ChatConfig& c) {
        &c.room_backlog},
       {"room-backlog-bytes", "text bytes of Says waiting for a room's worker before ROOM_BUSY (0: no limit)",
        &c.room_backlog_bytes},
-      {"broadcast-wake-batch", "members queued per IO loop wake-up in a room broadcast (0: wake per Send)",
+      {"broadcast-wake-batch", "members queued per IO loop wake-up in a room broadcast (0: wake per Send; default 64)",
        &c.broadcast_wake_batch},
       {"send-soft-limit", "queued bytes allowed past the grace time", &c.send_soft_limit},
       {"send-soft-grace-ms", "time allowed over the soft limit", &c.send_soft_grace_ms},

@@ -10,7 +10,7 @@ each run with the 1-minute load average, then medians.
 
 --rate runs the client's open loop (a fixed offered load) instead of the
 closed loop (window 16). A variant may add server flags after its binary,
-comma-separated: new64=BINARY,--broadcast-wake-batch=64.
+comma-separated: off=BINARY,--broadcast-wake-batch=0 (the server's default is 64).
 
 The client is build/release's broadcast_client (KEEL_BUILD to change).
 """

@@ -52,7 +52,7 @@ TEST_P(ChatFleet, FiftyBotsInFiveRoomsGetEveryMessageOnceInOrder) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(WakeBatch, ChatFleet, ::testing::Values(0u, 3u),
+INSTANTIATE_TEST_SUITE_P(WakeBatch, ChatFleet, ::testing::Values(0u, 3u, ChatConfig{}.broadcast_wake_batch),
                          [](const ::testing::TestParamInfo<uint32_t>& i) {
                            return i.param == 0 ? std::string("PerSend") : "Every" + std::to_string(i.param);
                          });
