@@ -78,6 +78,7 @@ RecvBuffer& RecvBuffer::operator=(RecvBuffer&& o) noexcept {
     last_begin_ = std::exchange(o.last_begin_, 0);
     last_end_ = std::exchange(o.last_end_, 0);
     empty_reads_ = std::exchange(o.empty_reads_, 0);
+    last_read_ = std::exchange(o.last_read_, 0);
   }
   return *this;
 }
@@ -176,22 +177,31 @@ bool RecvBuffer::PrepareWrite(std::size_t min_writable) {
   capacity_ = end_ = cap;
   read_ = 0;
   write_ = readable;
+  empty_reads_ = 0;
   return shared;
 }
 
 void RecvBuffer::ShrinkWhenIdle(std::size_t min_writable) {
-  if (read_ != write_ || base_capacity_ < min_writable) {
-    empty_reads_ = 0;  // a frame is still arriving: it may need the room
+  // Still needed: a frame is arriving (unread bytes), the last read alone
+  // was more than a block of the initial size takes (frames that arrive
+  // whole), or such a block could not offer the room asked for.
+  if (read_ != write_ || last_read_ > base_capacity_ || base_capacity_ < min_writable) {
+    empty_reads_ = 0;
     return;
   }
   if (++empty_reads_ < kShrinkAfterEmptyReads) return;
   empty_reads_ = 0;
-  // The grown block is freed here, or by its last slice.
-  block_ = Block::New(base_capacity_);
+  // The grown block is freed here, or by its last slice. A spare is always
+  // of the initial size: taken if no slice is left on it.
+  if (spare_ && spare_->RefCount() == 1) {
+    block_ = std::move(spare_);
+  } else {
+    block_ = Block::New(base_capacity_);
+  }
+  spare_.reset();
   data_ = block_->bytes();
   capacity_ = end_ = base_capacity_;
   read_ = write_ = 0;
-  spare_.reset();
 }
 
 bool RecvBuffer::PlaceEmptyRead(std::size_t min_writable) noexcept {
@@ -199,6 +209,7 @@ bool RecvBuffer::PlaceEmptyRead(std::size_t min_writable) noexcept {
   if (pinned == Pinned::kNothing) {  // the slices went after Consume: rewind
     read_ = write_ = 0;
     end_ = capacity_;
+    spare_.reset();  // nothing queued any more (as in Consume)
     return end_ >= min_writable;
   }
   if (pinned != Pinned::kLastSlice) return false;

@@ -12,8 +12,10 @@
 // the front (Consume). PrepareWrite moves the readable bytes to the front
 // (compaction) when that frees enough room, and grows the storage only when
 // the readable bytes themselves need it. Grown storage goes back to the
-// initial size after a run of reads that found the buffer empty, so one
-// large frame does not cost a session its size for ever.
+// initial size after a run of small reads that found the buffer empty, so
+// one large frame does not cost an active session its size for ever (a
+// session that goes quiet after it keeps the grown block until it reads
+// again).
 //
 // Sharing without a copy: Share(bytes) turns readable bytes into a
 // SendBuffer that points into this buffer's storage (an echo, a relay). The
@@ -73,7 +75,10 @@ class RecvBuffer {
   std::size_t ReadableBytes() const noexcept { return write_ - read_; }
   std::size_t capacity() const noexcept { return capacity_; }
 
-  void CommitWrite(std::size_t n) noexcept { write_ += n; }
+  void CommitWrite(std::size_t n) noexcept {
+    write_ += n;
+    last_read_ = n;
+  }
   void Consume(std::size_t n) noexcept;
   // Makes at least `min_writable` bytes writable: compacts first, grows
   // (doubling) only if that is not enough. Returns true when it had to move
@@ -104,8 +109,10 @@ class RecvBuffer {
   bool PlaceEmptyRead(std::size_t min_writable) noexcept;
   // A block grown past the initial size (a large frame) goes back to the
   // initial size once the buffer was empty before kShrinkAfterEmptyReads
-  // reads in a row (slices of it keep it alive on their own). A peer whose
-  // frames keep needing the room keeps it (no allocation per frame).
+  // reads in a row, each of which a block of the initial size would have
+  // taken (slices of the old block keep it alive on their own). A peer
+  // whose frames keep needing the room, arriving in pieces or whole, keeps
+  // it: no allocation per frame.
   void ShrinkWhenIdle(std::size_t min_writable);
   static constexpr uint32_t kShrinkAfterEmptyReads = 16;
 
@@ -125,6 +132,7 @@ class RecvBuffer {
   std::size_t last_begin_ = 0;
   std::size_t last_end_ = 0;
   uint32_t empty_reads_ = 0;  // see ShrinkWhenIdle
+  std::size_t last_read_ = 0;  // the last CommitWrite's bytes
 };
 
 }  // namespace keel::net
