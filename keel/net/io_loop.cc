@@ -48,17 +48,28 @@ IoLoop::~IoLoop() {
   stopping_ = true;
   while (RunPosted()) {
   }
-  if (failed_holds_.empty()) finalized_.clear();
+  if (live_sessions_ > 0) {
+    // Run() ended early (a hook threw out of it): sessions are still
+    // registered, maybe with reads and writes in the kernel. Close their
+    // fds after the backend is gone (below) and free them only then.
+    for (Slot& slot : slots_) {
+      if (!slot.session) continue;
+      SessionCore& core = *slot.session->core_;
+      failed_holds_.push_back({std::move(slot.session), core.fd, std::move(core.inflight), std::move(core.iov)});
+      core.fd = -1;
+    }
+  }
   if (!failed_holds_.empty()) {
-    // The backend failed: operations it held never completed. Tear it down
-    // first (the kernel lets go of the lent buffers), then free.
+    // The backend failed, or Run() ended early: operations it held never
+    // completed. Tear it down first (the kernel lets go of the lent
+    // buffers), then free.
     backend_.reset();
     for (FailedHold& h : failed_holds_) {
       if (h.fd >= 0) ::close(h.fd);
     }
     failed_holds_.clear();
   }
-  finalized_.clear();
+  finalized_.clear();  // after the backend's teardown, if it had to go first
 }
 
 // ---- posting (any thread) ----
