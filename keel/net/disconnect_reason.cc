@@ -16,6 +16,7 @@ std::string_view ToString(DisconnectReason reason) noexcept {
     case DisconnectReason::kConnectTimeout: return "connect timeout";
     case DisconnectReason::kTooManySessions: return "too many sessions";
     case DisconnectReason::kProtocolError: return "protocol error";
+    case DisconnectReason::kHookFailed: return "hook failed";
     case DisconnectReason::kCount: break;
   }
   return "unknown";

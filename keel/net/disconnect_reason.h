@@ -21,6 +21,7 @@ enum class DisconnectReason : uint8_t {
   kConnectTimeout,   // client side: no connection within connect_timeout
   kTooManySessions,  // accepted over max_sessions, closed at once
   kProtocolError,    // a layer above (PacketSession) refused the peer's bytes
+  kHookFailed,       // a hook of the session threw (the exception is logged and counted)
   kCount
 };
 

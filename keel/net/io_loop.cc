@@ -190,7 +190,13 @@ bool IoLoop::RunPosted() {
       case Task::kCloseAfterFlush: CloseAfterFlushOnLoop(s, t.timeout_ms); break;
       case Task::kCloseWithNotice: CloseWithNoticeOnLoop(s, std::move(t.notice), t.timeout_ms); break;
       case Task::kCheckSoft: CheckSoftLimitOnLoop(s); break;
-      case Task::kFn: t.fn(); break;
+      case Task::kFn:
+        try {
+          t.fn();
+        } catch (...) {
+          HookThrew(nullptr, "a posted function");
+        }
+        break;
     }
   }
   running_.clear();
@@ -217,7 +223,11 @@ void IoLoop::RunTimers() {
   while (!timers_.empty() && timers_.begin()->first <= now) {
     auto fn = std::move(timers_.begin()->second);
     timers_.erase(timers_.begin());
-    fn();
+    try {
+      fn();
+    } catch (...) {
+      HookThrew(nullptr, "a timer");
+    }
   }
 }
 
@@ -301,7 +311,12 @@ void IoLoop::AcceptedOnLoop(SessionRef s, int fd) {
     s->core_->state.store(SessionState::kOpen, std::memory_order_release);
   }
   s->core_->connected_hook_ran = true;
-  s->OnConnected();
+  try {
+    s->OnConnected();
+  } catch (...) {
+    HookThrew(s.get(), "OnConnected");
+    return;
+  }
   if (s->core_->state.load(std::memory_order_relaxed) == SessionState::kOpen) StartRecvOnLoop(s.get());
 }
 
@@ -335,11 +350,17 @@ void IoLoop::Dispatch(const Completion& c) {
   // own handler lives on in finalized_ until the end of the pass.
   SessionCore& core = *raw->core_;
   --core.ops_in_flight;
-  switch (c.kind) {
-    case OpKind::kRecv: OnRecvDone(raw, c.result); break;
-    case OpKind::kSend: OnSendDone(raw, c.result); break;
-    case OpKind::kConnect: OnConnectDone(raw, c.result); break;
-    default: break;
+  // A hook that throws (OnRecv, OnSend, OnConnected, or OnDisconnected of
+  // a session closed here) ends its own session, not the loop.
+  try {
+    switch (c.kind) {
+      case OpKind::kRecv: OnRecvDone(raw, c.result); break;
+      case OpKind::kSend: OnSendDone(raw, c.result); break;
+      case OpKind::kConnect: OnConnectDone(raw, c.result); break;
+      default: break;
+    }
+  } catch (...) {
+    HookThrew(raw, c.kind == OpKind::kRecv ? "OnRecv" : c.kind == OpKind::kSend ? "OnSend" : "OnConnected");
   }
   if (core.state.load(std::memory_order_relaxed) == SessionState::kClosing && core.ops_in_flight == 0) {
     FinalizeOnLoop(raw);

@@ -74,6 +74,10 @@ class IoLoop {
   void ConnectOnLoop(SessionRef s, const sockaddr_storage& addr, socklen_t len);
   void AttachListenerOnLoop(Listener* listener);
   void DetachListenerOnLoop(Listener* listener);
+  // Only inside a catch block: logs and counts the exception in flight
+  // (NetStats::hook_exceptions) and closes `s`, if any, with kHookFailed.
+  // The loop and its other sessions go on.
+  void HookThrew(Session* s, std::string_view where);
   void AddTimerOnLoop(Clock::time_point when, std::function<void()> fn);
   bool stopping() const noexcept { return stopping_; }
   // Any thread: the backend failed (Backend::error()) and this loop stopped

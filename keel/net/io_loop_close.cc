@@ -163,6 +163,23 @@ void IoLoop::MarkClosingOnLoop(SessionCore& core, DisconnectReason reason) {
   NetCounters::Sub(counters_->queued_bytes, dropped);
 }
 
+void IoLoop::HookThrew(Session* s, std::string_view where) {
+  std::string what = "an exception not derived from std::exception";
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+  }
+  NetCounters::Add(counters_->hook_exceptions);
+  if (s == nullptr) {
+    KEEL_LOG_ERROR("io loop {}: {} threw: {}", index_, where, what);
+    return;
+  }
+  KEEL_LOG_ERROR("session {} ({}): {} threw: {}; the session is closed", s->id(), s->peer(), where, what);
+  CloseOnLoop(s, DisconnectReason::kHookFailed);
+}
+
 void IoLoop::CloseOnLoop(Session* s, DisconnectReason reason) {
   DisconnectReason none = DisconnectReason::kNone;
   s->core_->reason.compare_exchange_strong(none, reason);
@@ -197,7 +214,11 @@ void IoLoop::FinalizeOnLoop(Session* s) {
   const DisconnectReason reason = core.reason.load(std::memory_order_relaxed);
   counters_->CountDisconnect(reason);
   KEEL_LOG_DEBUG("session {} ({}) disconnected: {}", s->id(), s->peer(), ToString(reason));
-  s->OnDisconnected(reason);
+  try {
+    s->OnDisconnected(reason);
+  } catch (...) {
+    HookThrew(s, "OnDisconnected");  // closed already: logged and counted only
+  }
   Slot& slot = slots_[core.slot];
   ++slot.generation;
   free_slots_.push_back(core.slot);

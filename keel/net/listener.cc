@@ -24,6 +24,17 @@ uint64_t FdLimit() noexcept {
 }
 }  // namespace
 
+// On `loop`'s thread. A factory that throws (the application's code) costs
+// this connection only: AcceptedOnLoop closes the fd of a null session.
+SessionRef Listener::NewSession(IoLoop* loop, const Factory& factory) {
+  try {
+    return factory();
+  } catch (...) {
+    loop->HookThrew(nullptr, "the session factory");
+    return nullptr;
+  }
+}
+
 Listener::Listener(uint32_t id, IoLoop* loop, std::vector<IoLoop*> loops, Factory factory,
                    std::shared_ptr<NetCounters> counters)
     : id_(id),
@@ -119,14 +130,14 @@ void Listener::HandOff(int fd) {
   }
   if (target->failed()) target = loop_;
   if (target == loop_) {
-    target->AcceptedOnLoop(factory_(), fd);
+    target->AcceptedOnLoop(NewSession(target, factory_), fd);
   } else {
     target->Post([target, factory = &factory_, fd] {
       if (target->stopping()) {
         ::close(fd);  // the target loop is shutting down (or already gone: ~IoLoop drains)
         return;
       }
-      target->AcceptedOnLoop((*factory)(), fd);
+      target->AcceptedOnLoop(NewSession(target, *factory), fd);
     });
   }
   // This connection is kept; the next ones wait until fds are free again.

@@ -54,6 +54,7 @@ class Listener {
   void AbandonOnLoop();
 
  private:
+  static SessionRef NewSession(IoLoop* loop, const Factory& factory);
   void HandOff(int fd);
   void PauseOnLoop(const char* why);
   void CloseIfDoneOnLoop();

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "keel/net/internal/backend_testing.h"
+#include "keel/net/testing/forwarding_backend.h"
 #include "keel/net/testing/net_fixture.h"
 
 namespace keel::net::testing {
@@ -72,47 +73,19 @@ class AcceptLog {
 };
 
 // Forwards everything to the loop's real backend and logs its Accepts.
-class AcceptLoggingBackend final : public internal::Backend {
+class AcceptLoggingBackend final : public ForwardingBackend {
  public:
   AcceptLoggingBackend(std::unique_ptr<internal::Backend> inner, uint32_t loop, std::shared_ptr<AcceptLog> log)
-      : inner_(std::move(inner)), loop_(loop), log_(std::move(log)) {}
+      : ForwardingBackend(std::move(inner)), loop_(loop), log_(std::move(log)) {}
 
-  std::string_view name() const noexcept override { return inner_->name(); }
   void Accept(int listen_fd, uint64_t user_data) override {
     log_->Add(loop_, static_cast<uint32_t>(user_data));  // the tag is in the high bits
-    inner_->Accept(listen_fd, user_data);
+    ForwardingBackend::Accept(listen_fd, user_data);
   }
-  void Connect(int fd, const sockaddr* addr, socklen_t len, uint64_t user_data) override {
-    inner_->Connect(fd, addr, len, user_data);
-  }
-  void Recv(int fd, uint8_t* buf, std::size_t len, uint64_t user_data) override {
-    inner_->Recv(fd, buf, len, user_data);
-  }
-  void Send(int fd, const iovec* iov, int iovcnt, uint64_t user_data) override {
-    inner_->Send(fd, iov, iovcnt, user_data);
-  }
-  void Cancel(int fd) override { inner_->Cancel(fd); }
-  std::size_t Wait(std::span<internal::Completion> out, int timeout_ms) override {
-    return inner_->Wait(out, timeout_ms);
-  }
-  int error() const noexcept override { return inner_->error(); }
-  void Wake() noexcept override { inner_->Wake(); }
 
  private:
-  std::unique_ptr<internal::Backend> inner_;
   const uint32_t loop_;
   std::shared_ptr<AcceptLog> log_;
-};
-
-// Clears the process-wide backend wrapper when the test ends, even after a
-// failed ASSERT.
-struct BackendWrapperScope {
-  explicit BackendWrapperScope(internal::BackendWrapper wrapper) {
-    internal::SetBackendWrapperForTest(std::move(wrapper));
-  }
-  ~BackendWrapperScope() { internal::SetBackendWrapperForTest(nullptr); }
-  BackendWrapperScope(const BackendWrapperScope&) = delete;
-  BackendWrapperScope& operator=(const BackendWrapperScope&) = delete;
 };
 
 class NetTestListening : public NetTest {

@@ -36,6 +36,7 @@ struct NetStats {
   uint64_t send_soft_limit_hits = 0; // sessions that went over the soft limit
   uint64_t accept_pauses = 0;        // EMFILE/ENFILE/fd-reserve pauses
   uint64_t sessions_refused = 0;     // over max_sessions
+  uint64_t hook_exceptions = 0;      // exceptions out of hooks, factories, posted functions, timers
   std::array<uint64_t, kDisconnectReasonCount> disconnects{};  // by DisconnectReason
 
   uint64_t Disconnects(DisconnectReason r) const noexcept {

@@ -11,7 +11,6 @@
 
 #include <cstring>
 #include <numeric>
-#include <stdexcept>
 #include <thread>
 
 #include "keel/net/internal/backend_testing.h"
@@ -280,42 +279,6 @@ TEST_P(NetTest, StopWithSessionsMidSendRunsEachOnDisconnectedOnce) {
   EXPECT_EQ(server_->stats().queued_bytes, 0u);
   EXPECT_EQ(big->RefCountForTesting(), 1u);
   for (int fd : fds) ::close(fd);
-}
-
-// A hook that throws ends its loop's thread (ThreadGroup logs it). Stop then
-// tears that loop down with its sessions still registered, a read armed on
-// the idle one: the backend goes first (the kernel lets go of the buffers),
-// then every fd is closed and every session freed. OnDisconnected does not
-// run for them.
-class ThrowingSession : public EchoSession {
- public:
-  using EchoSession::EchoSession;
-  static inline std::atomic<bool> thrown{false};
-
- protected:
-  std::size_t OnRecv(std::span<const uint8_t> bytes) override {
-    if (bytes[0] == '!') {
-      thrown = true;
-      throw std::runtime_error("a hook failed");
-    }
-    return EchoSession::OnRecv(bytes);
-  }
-};
-
-TEST_P(NetTest, AHookThatThrowsEndsItsLoopAndStopStillClosesItsSessions) {
-  const int fds_before = CountOpenFds();
-  ThrowingSession::thrown = false;
-  StartServer<ThrowingSession>(TestConfig(GetParam(), 1));
-  const int idle = ConnectClient(port_);
-  const int bad = ConnectClient(port_);
-  ASSERT_TRUE(WaitFor([&] { return log_.connected.load() == 2; }));
-  ASSERT_EQ(::write(bad, "!", 1), 1);
-  ASSERT_TRUE(WaitFor([] { return ThrowingSession::thrown.load(); }));
-  server_->Stop();
-  EXPECT_EQ(server_->stats().sessions_open, 0u) << "a session of the dead loop was not freed";
-  ::close(idle);
-  ::close(bad);
-  EXPECT_EQ(CountOpenFds(), fds_before) << "a session fd of the dead loop was left open";
 }
 
 // Client side: the Service connects out (the bots' path).

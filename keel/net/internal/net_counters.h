@@ -51,6 +51,7 @@ struct NetCounters {
   std::atomic<uint64_t> send_soft_limit_hits{0};
   std::atomic<uint64_t> accept_pauses{0};
   std::atomic<uint64_t> sessions_refused{0};
+  std::atomic<uint64_t> hook_exceptions{0};
   std::atomic<uint64_t> disconnects[kDisconnectReasonCount]{};
   const std::size_t loop_count;
   const std::unique_ptr<LoopTraffic[]> traffic;  // one per IoLoop, by index
@@ -86,6 +87,7 @@ struct NetCounters {
     s.send_soft_limit_hits = ld(send_soft_limit_hits);
     s.accept_pauses = ld(accept_pauses);
     s.sessions_refused = ld(sessions_refused);
+    s.hook_exceptions = ld(hook_exceptions);
     for (std::size_t i = 0; i < kDisconnectReasonCount; ++i) s.disconnects[i] = ld(disconnects[i]);
     return s;
   }

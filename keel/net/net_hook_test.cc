@@ -1,0 +1,148 @@
+// Application code that throws, on every backend over real 127.0.0.1
+// sockets: a hook, the session factory, OnDisconnected. The exception is
+// logged and counted (NetStats::hook_exceptions); the session it came from
+// is closed with kHookFailed; the loop and every other session go on. And a
+// loop ended by an exception from elsewhere still frees its sessions.
+#include "keel/net/service.h"
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "keel/net/testing/forwarding_backend.h"
+#include "keel/net/testing/net_fixture.h"
+
+namespace keel::net::testing {
+namespace {
+
+using NetTestHooks = NetTest;
+
+// Throws from OnRecv when the bytes start with '!'.
+class ThrowingRecvSession : public EchoSession {
+ public:
+  using EchoSession::EchoSession;
+
+ protected:
+  std::size_t OnRecv(std::span<const uint8_t> bytes) override {
+    if (bytes[0] == '!') throw std::runtime_error("OnRecv failed");
+    return EchoSession::OnRecv(bytes);
+  }
+};
+
+// Throws from OnDisconnected (after the log has counted it).
+class ThrowingGoodbyeSession : public EchoSession {
+ public:
+  using EchoSession::EchoSession;
+
+ protected:
+  void OnDisconnected(DisconnectReason reason) override {
+    EchoSession::OnDisconnected(reason);
+    throw std::runtime_error("OnDisconnected failed");
+  }
+};
+
+// Whether the server closed `fd` (EOF or reset) within the client's 10 s timeout.
+bool ClosedByServer(int fd) {
+  char c;
+  return ::recv(fd, &c, 1, 0) <= 0;
+}
+
+bool Echoes(int fd, const std::string& msg) {
+  std::string back(msg.size(), '\0');
+  return SendAll(fd, msg.data(), msg.size()) && RecvAll(fd, back.data(), back.size()) && back == msg;
+}
+
+TEST_P(NetTestHooks, AnOnRecvThatThrowsClosesOnlyItsSession) {
+  StartServer<ThrowingRecvSession>(TestConfig(GetParam(), 1));
+  const int idle = ConnectClient(port_);
+  const int bad = ConnectClient(port_);
+  ASSERT_TRUE(WaitFor([&] { return log_.connected.load() == 2; }));
+  ASSERT_TRUE(SendAll(bad, "!", 1));
+  EXPECT_TRUE(ClosedByServer(bad));
+  ASSERT_TRUE(WaitFor([&] { return log_.disconnected.load() == 1; }));
+  EXPECT_EQ(log_.by_reason[static_cast<std::size_t>(DisconnectReason::kHookFailed)].load(), 1u);
+  EXPECT_EQ(server_->stats().hook_exceptions, 1u);
+  EXPECT_TRUE(Echoes(idle, "still served")) << "the loop died with the hook";
+  const int late = ConnectClient(port_);
+  EXPECT_TRUE(Echoes(late, "and accepting"));
+  for (int fd : {idle, bad, late}) ::close(fd);
+}
+
+TEST_P(NetTestHooks, AFactoryThatThrowsCostsOnlyThatConnection) {
+  std::atomic<int> made{0};
+  server_ = std::make_unique<Service>(TestConfig(GetParam(), 2), [&]() -> SessionRef {
+    if (made.fetch_add(1) == 0) throw std::runtime_error("factory failed");
+    return MakeRef<EchoSession>(&log_);
+  });
+  std::string err;
+  ASSERT_TRUE(server_->Start(&err)) << err;
+  ASSERT_TRUE(server_->Listen("127.0.0.1", 0, &err)) << err;
+  const int first = ConnectClient(server_->port());
+  EXPECT_TRUE(ClosedByServer(first)) << "the connection whose factory threw stayed open";
+  const int second = ConnectClient(server_->port());
+  EXPECT_TRUE(Echoes(second, "made"));
+  EXPECT_EQ(server_->stats().hook_exceptions, 1u);
+  EXPECT_EQ(log_.connected.load(), 1);
+  for (int fd : {first, second}) ::close(fd);
+}
+
+TEST_P(NetTestHooks, AnOnDisconnectedThatThrowsStillFreesTheSession) {
+  StartServer<ThrowingGoodbyeSession>(TestConfig(GetParam(), 1));
+  const int fds_before = CountOpenFds();
+  for (int i = 0; i < 3; ++i) {
+    const int fd = ConnectClient(port_);
+    EXPECT_TRUE(Echoes(fd, "hello"));
+    ::close(fd);
+  }
+  ASSERT_TRUE(WaitFor([&] { return log_.disconnected.load() == 3; }));
+  EXPECT_TRUE(WaitFor([&] { return server_->stats().sessions_open == 0 && CountOpenFds() == fds_before; }))
+      << "sessions " << server_->stats().sessions_open << ", fds " << CountOpenFds() << " (" << fds_before << ")";
+  EXPECT_EQ(server_->stats().hook_exceptions, 3u);
+}
+
+// Wait throws once armed: Run() ends by an exception outside any hook (the
+// ThreadGroup catches and logs it) with its sessions registered and reads
+// armed. Stop then tears that loop down: the backend first, then every fd
+// is closed and every session freed (OnDisconnected does not run for them).
+class ThrowingWaitBackend final : public ForwardingBackend {
+ public:
+  ThrowingWaitBackend(std::unique_ptr<internal::Backend> inner, std::shared_ptr<std::atomic<int>> state)
+      : ForwardingBackend(std::move(inner)), state_(std::move(state)) {}
+  std::size_t Wait(std::span<internal::Completion> out, int timeout_ms) override {
+    int armed = 1;
+    if (state_->compare_exchange_strong(armed, 2)) throw std::runtime_error("the loop failed");
+    return ForwardingBackend::Wait(out, timeout_ms < 0 || timeout_ms > 10 ? 10 : timeout_ms);
+  }
+
+ private:
+  std::shared_ptr<std::atomic<int>> state_;  // 0 idle, 1 armed, 2 thrown
+};
+
+TEST_P(NetTestHooks, ALoopEndedByAnExceptionStillFreesItsSessionsAtStop) {
+  const int fds_before = CountOpenFds();
+  auto state = std::make_shared<std::atomic<int>>(0);
+  BackendWrapperScope wrap([state](std::unique_ptr<internal::Backend> b, uint32_t) {
+    return std::make_unique<ThrowingWaitBackend>(std::move(b), state);
+  });
+  StartServer<EchoSession>(TestConfig(GetParam(), 1));
+  const int a = ConnectClient(port_);
+  const int b = ConnectClient(port_);
+  ASSERT_TRUE(WaitFor([&] { return log_.connected.load() == 2; }));
+  state->store(1);
+  ASSERT_TRUE(WaitFor([&] { return state->load() == 2; }));
+  server_->Stop();
+  EXPECT_EQ(server_->stats().sessions_open, 0u) << "a session of the dead loop was not freed";
+  ::close(a);
+  ::close(b);
+  EXPECT_EQ(CountOpenFds(), fds_before) << "an fd of the dead loop was left open";
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, NetTestHooks, ::testing::ValuesIn(TestBackends()), ParamName);
+
+}  // namespace
+}  // namespace keel::net::testing
