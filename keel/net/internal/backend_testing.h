@@ -7,11 +7,41 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include "keel/net/internal/backend.h"
 
 namespace keel::net::internal {
+
+// A Backend that forwards every call to `inner`: test wrappers derive from
+// it to watch or disturb one call (the fault wrapper below, and the test
+// backends installed with SetBackendWrapperForTest).
+class ForwardingBackend : public Backend {
+ public:
+  explicit ForwardingBackend(std::unique_ptr<Backend> inner) : inner_(std::move(inner)) {}
+
+  std::string_view name() const noexcept override { return inner_->name(); }
+  void Accept(int listen_fd, uint64_t user_data) override { inner_->Accept(listen_fd, user_data); }
+  void Connect(int fd, const sockaddr* addr, socklen_t len, uint64_t user_data) override {
+    inner_->Connect(fd, addr, len, user_data);
+  }
+  void Recv(int fd, uint8_t* buf, std::size_t len, uint64_t user_data) override {
+    inner_->Recv(fd, buf, len, user_data);
+  }
+  void Send(int fd, const iovec* iov, int iovcnt, uint64_t user_data) override {
+    inner_->Send(fd, iov, iovcnt, user_data);
+  }
+  void Cancel(int fd) override { inner_->Cancel(fd); }
+  std::size_t Wait(std::span<Completion> out, int timeout_ms) override { return inner_->Wait(out, timeout_ms); }
+  int error() const noexcept override { return inner_->error(); }
+  void Wake() noexcept override { inner_->Wake(); }
+
+ private:
+  std::unique_ptr<Backend> inner_;
+};
 
 // The io_uring backend with every 5.19+ feature turned off (single accept
 // re-armed after each connection, per-op cancel, timeout-SQE waits, no
