@@ -32,13 +32,13 @@ void LogStats(ChatServer& server, keel::net::Service& service, Totals& last, dou
   const uint64_t out = c.deliveries_out.load(std::memory_order_relaxed);
   KEEL_LOG_INFO(
       "stats: sessions {} users {} rooms {} msgs/s in {:.0f} out {:.0f} queued {} B kicks {} "
-      "(idle {} slow {}) room busy {} protocol errors {} slow consumers {}",
+      "(idle {} slow {}) room busy {} protocol errors {} slow consumers {} hook errors {}",
       net.sessions_open, server.Users(), server.Rooms(), static_cast<double>(in - last.in) / seconds,
       static_cast<double>(out - last.out) / seconds, net.queued_bytes,
       c.kicks.load(std::memory_order_relaxed), c.idle_kicks.load(std::memory_order_relaxed),
       c.slow_consumer_kicks.load(std::memory_order_relaxed), c.room_busy.load(std::memory_order_relaxed),
       net.Disconnects(keel::net::DisconnectReason::kProtocolError),
-      net.Disconnects(keel::net::DisconnectReason::kSlowConsumer));
+      net.Disconnects(keel::net::DisconnectReason::kSlowConsumer), net.hook_exceptions);
   last = {in, out};
 }
 
