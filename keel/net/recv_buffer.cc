@@ -115,11 +115,29 @@ void RecvBuffer::Consume(std::size_t n) noexcept {
   read_ += std::min(n, write_ - read_);
   // Empty: start over at the front for free, unless a slice still points
   // into the block. Nothing queued any more: the spare is not needed.
-  if (read_ == write_ && Pin() == Pinned::kNothing) {
-    read_ = write_ = 0;
-    end_ = capacity_;
-    spare_.reset();
+  if (read_ == write_ && Pin() == Pinned::kNothing) Rewind();
+}
+
+void RecvBuffer::Rewind() noexcept {
+  read_ = write_ = 0;
+  end_ = capacity_;
+  spare_.reset();  // nothing is queued any more: the spare is not needed
+}
+
+RefPtr<RecvBuffer::Block> RecvBuffer::BlockOf(std::size_t capacity) {
+  if (spare_ && spare_->capacity() == capacity && spare_->RefCount() == 1) {
+    return std::move(spare_);  // its slices are gone: reuse it
   }
+  return Block::New(capacity);
+}
+
+void RecvBuffer::UseBlock(RefPtr<Block> next, std::size_t readable) noexcept {
+  block_ = std::move(next);
+  data_ = block_->bytes();
+  capacity_ = end_ = block_->capacity();
+  read_ = 0;
+  write_ = readable;
+  empty_reads_ = 0;
 }
 
 bool RecvBuffer::PrepareWrite(std::size_t min_writable) {
@@ -161,23 +179,13 @@ bool RecvBuffer::PrepareWrite(std::size_t min_writable) {
   const bool shared = pinned != Pinned::kNothing;
   std::size_t cap = base_capacity_;
   while (cap < readable || cap - readable < min_writable) cap *= 2;
-  RefPtr<Block> next;
-  if (spare_ && spare_->capacity() == cap && spare_->RefCount() == 1) {
-    next = std::move(spare_);  // its slices are gone: reuse it
-  } else {
-    next = Block::New(cap);
-  }
+  RefPtr<Block> next = BlockOf(cap);
   if (readable > 0) std::memcpy(next->bytes(), data_ + read_, readable);
   // A shared block of the initial size becomes the spare (kept, or freed by
   // its last slice if another replaces it first); any other old block is
   // dropped here and freed by its last slice, if any.
   if (shared && capacity_ == base_capacity_) spare_ = std::move(block_);
-  block_ = std::move(next);
-  data_ = block_->bytes();
-  capacity_ = end_ = cap;
-  read_ = 0;
-  write_ = readable;
-  empty_reads_ = 0;
+  UseBlock(std::move(next), readable);
   return shared;
 }
 
@@ -190,26 +198,15 @@ void RecvBuffer::ShrinkWhenIdle(std::size_t min_writable) {
     return;
   }
   if (++empty_reads_ < kShrinkAfterEmptyReads) return;
-  empty_reads_ = 0;
-  // The grown block is freed here, or by its last slice. A spare is always
-  // of the initial size: taken if no slice is left on it.
-  if (spare_ && spare_->RefCount() == 1) {
-    block_ = std::move(spare_);
-  } else {
-    block_ = Block::New(base_capacity_);
-  }
+  // The grown block is freed here, or by its last slice.
+  UseBlock(BlockOf(base_capacity_), 0);
   spare_.reset();
-  data_ = block_->bytes();
-  capacity_ = end_ = base_capacity_;
-  read_ = write_ = 0;
 }
 
 bool RecvBuffer::PlaceEmptyRead(std::size_t min_writable) noexcept {
   const Pinned pinned = Pin();
-  if (pinned == Pinned::kNothing) {  // the slices went after Consume: rewind
-    read_ = write_ = 0;
-    end_ = capacity_;
-    spare_.reset();  // nothing queued any more (as in Consume)
+  if (pinned == Pinned::kNothing) {  // the slices went after Consume
+    Rewind();
     return end_ >= min_writable;
   }
   if (pinned != Pinned::kLastSlice) return false;

@@ -107,6 +107,13 @@ class RecvBuffer {
   // rewinding): places the next read clear of what is pinned, in one of the
   // block's two halves. False if neither half has the room.
   bool PlaceEmptyRead(std::size_t min_writable) noexcept;
+  // Empty and nothing pinned: reads start over at the front.
+  void Rewind() noexcept;
+  // A block of `capacity` bytes: the spare if it has that size and no slice
+  // is left on it, else a new one.
+  RefPtr<Block> BlockOf(std::size_t capacity);
+  // Reads move to `next`, whose first `readable` bytes are the unread ones.
+  void UseBlock(RefPtr<Block> next, std::size_t readable) noexcept;
   // A block grown past the initial size (a large frame) goes back to the
   // initial size once the buffer was empty before kShrinkAfterEmptyReads
   // reads in a row, each of which a block of the initial size would have
