@@ -29,7 +29,6 @@ void IoLoop::FailOnLoop(int err) {
                  backend_->name(), std::strerror(-err), live_sessions_);
   failed_.store(true, std::memory_order_release);
   stopping_ = true;
-  NetCounters::Add(counters_->loops_failed);
   for (Listener* l : listeners_) l->AbandonOnLoop();
   listeners_.clear();
   needs_flush_.clear();
@@ -49,7 +48,16 @@ void IoLoop::FailOnLoop(int err) {
     core.ops_in_flight = 0;
     FinalizeOnLoop(s.get());  // OnDisconnected(kIoError), slot freed
   }
-  if (config_.on_loop_failed) config_.on_loop_failed(index_, err);
+  if (config_.on_loop_failed) {
+    try {
+      config_.on_loop_failed(index_, err);
+    } catch (...) {
+      HookThrew(nullptr, "on_loop_failed");
+    }
+  }
+  // Last, and released: whoever sees Service::Failed() (an acquire load of
+  // this counter) also sees every OnDisconnected above and the callback done.
+  counters_->loops_failed.fetch_add(1, std::memory_order_release);
 }
 
 void IoLoop::ShutdownOnLoop() {

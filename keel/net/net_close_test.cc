@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -307,10 +308,15 @@ TEST_P(NetTestClosing, FatalBackendErrorFailsTheLoopsSessionsAndTheServiceReport
   struct Seen {
     std::atomic<int> loop{-1};
     std::atomic<int> error{0};
+    std::atomic<int> disconnected{0};  // when the callback ran
   };
   auto seen = std::make_shared<Seen>();
   NetConfig cfg = TestConfig(GetParam(), 2);
-  cfg.on_loop_failed = [seen](uint32_t loop, int err) {
+  cfg.on_loop_failed = [seen, d = &log_.disconnected](uint32_t loop, int err) {
+    seen->disconnected.store(d->load());
+    // Slow on purpose: Failed() must not turn true before the callback is
+    // done (a CI run once saw Failed() and every OnDisconnected, but not this).
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
     seen->loop.store(static_cast<int>(loop));
     seen->error.store(err);
   };
@@ -334,9 +340,12 @@ TEST_P(NetTestClosing, FatalBackendErrorFailsTheLoopsSessionsAndTheServiceReport
 
   fault->Fail(-EBADF);
   ASSERT_TRUE(WaitFor([&] { return server_->Failed(); }));
-  ASSERT_TRUE(WaitFor([&] { return log_.disconnected.load() == kClients / 2; }));
+  // No waiting past Failed(): the sessions are failed and the callback done.
+  EXPECT_EQ(log_.disconnected.load(), kClients / 2);
   EXPECT_EQ(seen->loop.load(), 1);
   EXPECT_EQ(seen->error.load(), -EBADF);
+  EXPECT_EQ(seen->disconnected.load(), kClients / 2)
+      << "on_loop_failed runs after the loop's sessions got OnDisconnected";
   EXPECT_EQ(log_.by_reason[static_cast<std::size_t>(DisconnectReason::kIoError)].load(),
             static_cast<uint64_t>(kClients / 2));
   EXPECT_EQ(server_->stats().loops_failed, 1u);

@@ -29,7 +29,8 @@ struct NetConfig {
   std::string thread_name = "io";        // threads are named "<thread_name>-<i>"
   // Called on an IO thread whose backend failed for good (ADR 0011), after
   // that loop's sessions got OnDisconnected(kIoError) and before the thread
-  // ends: (loop index, -errno). Service::Failed() turns true too.
+  // ends: (loop index, -errno). Service::Failed() turns true after it
+  // returns, so a thread that sees Failed() sees what the callback did.
   std::function<void(uint32_t loop, int error)> on_loop_failed;
   IoBackend backend = IoBackend::kAuto;  // KEEL_IO=auto|uring|epoll overrides (ApplyEnvironment)
 

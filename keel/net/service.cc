@@ -261,7 +261,10 @@ NetStats Service::stats() const noexcept {
   return s;
 }
 
-bool Service::Failed() const noexcept { return impl_->counters->loops_failed.load(std::memory_order_relaxed) > 0; }
+// Acquire: pairs with the release at the end of IoLoop::FailOnLoop.
+bool Service::Failed() const noexcept {
+  return impl_->counters->loops_failed.load(std::memory_order_acquire) > 0;
+}
 
 IoBackend Service::backend() const noexcept { return impl_->chosen; }
 const NetConfig& Service::config() const noexcept { return impl_->config; }
