@@ -21,6 +21,16 @@ void AwaitWaiters(const Event& event, size_t n) {
   }
 }
 
+// Waits (bounded) until `count` reaches `n`: a released waiter leaves the
+// waiter count (under the event's lock) before it bumps the test's counter.
+void AwaitAtLeast(const std::atomic<int>& count, int n) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (count.load() < n) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "count never reached " << n;
+    std::this_thread::sleep_for(1ms);
+  }
+}
+
 TEST(Event, ManualResetReleasesEveryoneUntilReset) {
   Event event(Event::Mode::kManualReset);
   std::atomic<int> released{0};
@@ -49,6 +59,7 @@ TEST(Event, AutoResetReleasesExactlyOne) {
   AwaitWaiters(event, 3);
   event.Set();
   AwaitWaiters(event, 2);
+  AwaitAtLeast(released, 1);
   EXPECT_EQ(released, 1);
   EXPECT_FALSE(event.TryWait());  // the one Set was consumed
   event.Set();
@@ -99,6 +110,7 @@ TEST(Event, AutoPulseWakesOneCurrentWaiterAndNoLaterOne) {
   AwaitWaiters(event, 2);
   event.Pulse();
   AwaitWaiters(event, 1);
+  AwaitAtLeast(released, 1);
   EXPECT_EQ(released, 1);
   // A waiter arriving now must not take a token meant for the earlier ones.
   EXPECT_FALSE(event.WaitFor(20ms));
