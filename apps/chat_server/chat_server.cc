@@ -106,6 +106,11 @@ std::size_t ChatServer::Users() const {
   return users_.size();
 }
 
+std::size_t ChatServer::Sessions() const {
+  core::MutexLock lock(users_mu_);
+  return sessions_.size();
+}
+
 std::size_t ChatServer::Rooms() const {
   core::MutexLock lock(rooms_mu_);
   return rooms_.size();

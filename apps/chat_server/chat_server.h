@@ -205,6 +205,9 @@ class ChatServer final : public ChatHandler<ChatSessionRef> {
   proto::ProtoStats& proto_stats() noexcept { return proto_stats_; }
   ChatCounters& counters() noexcept { return counters_; }
   std::size_t Users() const;
+  // Sessions past OnOpened, logged in or not (NetStats::sessions_open counts
+  // a session before its OnConnected runs).
+  std::size_t Sessions() const;
   std::size_t Rooms() const;
   std::shared_ptr<Room> FindRoom(const std::string& name) const;  // null if none
   bool ShuttingDown() const noexcept { return shutting_down_.load(std::memory_order_acquire); }

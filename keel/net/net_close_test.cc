@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "keel/net/internal/backend_testing.h"
+#include "keel/net/io_loop.h"
 #include "keel/net/service.h"
 #include "keel/net/testing/net_fixture.h"
 
@@ -93,6 +94,13 @@ TEST_P(NetTestClosing, SendOnTheLoopThreadFlushesOnceAtTheEndOfThePassWithoutPos
     std::lock_guard<std::mutex> g(log_.mu);
     s = log_.sessions.at(0);
   }
+  // The last write's completion counts send_ops before its FlushOnLoop marks
+  // the session as needing no flush; a Send in between posts none. Wait until
+  // nothing is queued, then for one trip through the loop.
+  ASSERT_TRUE(WaitFor([&] { return s->QueuedBytes() == 0; }));
+  std::atomic<bool> passed{false};
+  s->loop()->Post([&passed] { passed.store(true); });
+  ASSERT_TRUE(WaitFor([&] { return passed.load(); }));
   const uint8_t hello[] = {'h', 'i'};
   ASSERT_TRUE(s->Send(hello));
   uint8_t got[2] = {};

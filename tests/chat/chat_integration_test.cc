@@ -118,7 +118,10 @@ TEST_F(ChatFixture, MalformedBotsAreKickedAndNobodyElseLosesAnything) {
 }
 
 TEST_F(ChatFixture, NeverReadingClientIsDroppedAsSlowConsumerOthersKeepP99) {
-  Start(SlowConsumerConfig(500, 256 * 1024));
+  // The server's own kick (with a notice) comes at half the grace, on the
+  // 50 ms ticker; the net layer's silent close at the grace. 2 s leaves the
+  // ticker a second to win even on a loaded machine.
+  Start(SlowConsumerConfig(2000, 256 * 1024));
   StartTicker();
   RawClient slow(service_->port(), 4096);
   ASSERT_EQ(slow.Login("sloth"), ERROR_NONE);
@@ -143,8 +146,12 @@ TEST_F(ChatFixture, LoginDeadlineKicksWithTheReason) {
   RawClient idle(service_->port());
   RawClient quick(service_->port());
   ASSERT_EQ(quick.Login("quick"), ERROR_NONE);
-  std::this_thread::sleep_for(200ms);
-  server_->Tick();
+  // Tick until the deadline has passed for `idle` (its session is created,
+  // and its clock started, on its IO thread: a fixed sleep may come too soon).
+  ASSERT_TRUE(nt::WaitFor([&] {
+    server_->Tick();
+    return server_->counters().kicks.load() >= 1;
+  }, 10s));
   Kicked kicked;
   ASSERT_TRUE(idle.Expect(kKickedId, kicked));
   EXPECT_EQ(kicked.reason(), "login deadline");
@@ -221,7 +228,11 @@ TEST_F(ChatFixture, PipelinedBurstOfSaysReachesEveryMemberOnceInOrder) {
       ASSERT_EQ(m.text(), std::to_string(i) + padding);
     }
   }
-  EXPECT_EQ(server_->counters().deliveries_out.load(), 2 * kSays);
+  // Counted after the room's Sends, so not necessarily by the time the
+  // clients read: wait for it, then check it is exact.
+  auto& out = server_->counters().deliveries_out;
+  EXPECT_TRUE(nt::WaitFor([&] { return out.load() >= 2 * kSays; }, 10s));
+  EXPECT_EQ(out.load(), 2 * kSays);
   EXPECT_EQ(server_->counters().errors.load(), 0u);
 }
 
