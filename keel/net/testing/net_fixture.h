@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 
 #include "keel/net/testing/net_test_util.h"
@@ -46,6 +48,14 @@ class NetTest : public ::testing::TestWithParam<IoBackend> {
   std::unique_ptr<Service> server_;
   uint16_t port_ = 0;
 };
+
+// How many distinct loops the kept sessions live on.
+inline uint64_t LoopsOf(HookLog& log) {
+  std::lock_guard<std::mutex> g(log.mu);
+  std::set<IoLoop*> loops;
+  for (auto& s : log.sessions) loops.insert(s->loop());
+  return loops.size();
+}
 
 inline std::string ParamName(const ::testing::TestParamInfo<IoBackend>& info) {
   return BackendName(info.param);
