@@ -7,8 +7,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "keel/core/lock_guard.h"
 #include "keel/core/log.h"
@@ -111,6 +113,18 @@ void IoLoop::Shutdown() {
 
 void IoLoop::Run() {
   thread_id_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+  try {
+    RunPasses();
+  } catch (...) {
+    // Not a hook's (each call into the application catches its own): the
+    // loop's own work threw (std::bad_alloc, a backend's Wait). Its state may
+    // be half-updated, so it ends like a loop whose backend failed: sessions
+    // failed, listeners abandoned, the Service told. The rest run on.
+    FailOnLoop(-ENOTRECOVERABLE, "threw outside any hook: " + WhatIsInFlight());
+  }
+}
+
+void IoLoop::RunPasses() {
   for (;;) {
     const int timeout_ms = NextTimeoutMs();
     const std::size_t n = config_.busy_poll_us > 0 && timeout_ms != 0 ? BusyPollThenWait(timeout_ms)
@@ -125,7 +139,7 @@ void IoLoop::Run() {
       // The backend can no longer wait or submit (Backend::Wait): no
       // operation in flight will ever complete. Fail this loop's sessions and
       // stop; the Service reports it (ADR 0011).
-      FailOnLoop(err);
+      FailOnLoop(err, std::string(backend_->name()) + " backend failed: " + std::strerror(-err));
       break;
     }
     for (int round = 0; round < 4 && RunPosted(); ++round) {

@@ -43,7 +43,9 @@ class IoLoop {
   IoLoop& operator=(const IoLoop&) = delete;
 
   // The thread body: runs until Shutdown() has closed every session and the
-  // last completion has arrived.
+  // last completion has arrived. An exception out of the loop itself (not a
+  // hook's: those close their session, see HookThrew) fails the loop like a
+  // fatal backend error (ADR 0011) with -ENOTRECOVERABLE; Run() returns.
   void Run();
 
   // Any thread.
@@ -144,7 +146,11 @@ class IoLoop {
   void MarkClosingOnLoop(internal::SessionCore& core, DisconnectReason reason);
   void DropUntouchedInflight(Session* s);
   void ShutdownOnLoop();
-  void FailOnLoop(int err);
+  // Only inside a catch block: the in-flight exception's what().
+  static std::string WhatIsInFlight();
+  // `cause` is logged: what failed the loop.
+  void FailOnLoop(int err, std::string_view cause);
+  void RunPasses();
 
   const uint32_t index_;
   const NetConfig& config_;

@@ -24,9 +24,8 @@ using internal::SessionState;
 
 // ---- a failed loop, shutdown ----
 
-void IoLoop::FailOnLoop(int err) {
-  KEEL_LOG_ERROR("io loop {}: {} backend failed: {}; failing its {} session(s), loop stopped", index_,
-                 backend_->name(), std::strerror(-err), live_sessions_);
+void IoLoop::FailOnLoop(int err, std::string_view cause) {
+  KEEL_LOG_ERROR("io loop {}: {}; failing its {} session(s), loop stopped", index_, cause, live_sessions_);
   failed_.store(true, std::memory_order_release);
   stopping_ = true;
   for (Listener* l : listeners_) l->AbandonOnLoop();
@@ -171,14 +170,18 @@ void IoLoop::MarkClosingOnLoop(SessionCore& core, DisconnectReason reason) {
   NetCounters::Sub(counters_->queued_bytes, dropped);
 }
 
-void IoLoop::HookThrew(Session* s, std::string_view where) {
-  std::string what = "an exception not derived from std::exception";
+std::string IoLoop::WhatIsInFlight() {
   try {
     throw;
   } catch (const std::exception& e) {
-    what = e.what();
+    return e.what();
   } catch (...) {
   }
+  return "an exception not derived from std::exception";
+}
+
+void IoLoop::HookThrew(Session* s, std::string_view where) {
+  const std::string what = WhatIsInFlight();
   NetCounters::Add(counters_->hook_exceptions);
   if (s == nullptr) {
     KEEL_LOG_ERROR("io loop {}: {} threw: {}", index_, where, what);

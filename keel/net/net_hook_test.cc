@@ -2,7 +2,7 @@
 // sockets: a hook, the session factory, OnDisconnected. The exception is
 // logged and counted (NetStats::hook_exceptions); the session it came from
 // is closed with kHookFailed; the loop and every other session go on. And a
-// loop ended by an exception from elsewhere still frees its sessions.
+// loop whose own work throws fails like a broken backend; the others go on.
 #include "keel/net/service.h"
 
 #include <gtest/gtest.h>
@@ -10,9 +10,11 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "keel/net/testing/forwarding_backend.h"
 #include "keel/net/testing/net_fixture.h"
@@ -105,10 +107,11 @@ TEST_P(NetTestHooks, AnOnDisconnectedThatThrowsStillFreesTheSession) {
   EXPECT_EQ(server_->stats().hook_exceptions, 3u);
 }
 
-// Wait throws once armed: Run() ends by an exception outside any hook (the
-// ThreadGroup catches and logs it) with its sessions registered and reads
-// armed. Stop then tears that loop down: the backend first, then every fd
-// is closed and every session freed (OnDisconnected does not run for them).
+// Wait throws once armed: an exception out of the loop itself, not a hook.
+// The loop fails like one whose backend failed (ADR 0011): its sessions get
+// OnDisconnected(kIoError) and their peers EOF at once, on_loop_failed gets
+// -ENOTRECOVERABLE, Service::Failed() turns true, and the other loop keeps
+// serving. Stop then tears the dead loop down (backend first, then fds).
 class ThrowingWaitBackend final : public ForwardingBackend {
  public:
   ThrowingWaitBackend(std::unique_ptr<internal::Backend> inner, std::shared_ptr<std::atomic<int>> state)
@@ -123,22 +126,47 @@ class ThrowingWaitBackend final : public ForwardingBackend {
   std::shared_ptr<std::atomic<int>> state_;  // 0 idle, 1 armed, 2 thrown
 };
 
-TEST_P(NetTestHooks, ALoopEndedByAnExceptionStillFreesItsSessionsAtStop) {
+TEST_P(NetTestHooks, ALoopThatThrowsFailsLikeABrokenBackendAndTheOtherLoopServes) {
   const int fds_before = CountOpenFds();
   auto state = std::make_shared<std::atomic<int>>(0);
-  BackendWrapperScope wrap([state](std::unique_ptr<internal::Backend> b, uint32_t) {
+  BackendWrapperScope wrap([state](std::unique_ptr<internal::Backend> b, uint32_t loop) -> std::unique_ptr<internal::Backend> {
+    if (loop != 1) return b;
     return std::make_unique<ThrowingWaitBackend>(std::move(b), state);
   });
-  StartServer<EchoSession>(TestConfig(GetParam(), 1));
-  const int a = ConnectClient(port_);
-  const int b = ConnectClient(port_);
-  ASSERT_TRUE(WaitFor([&] { return log_.connected.load() == 2; }));
+  auto failed = std::make_shared<std::atomic<int>>(0);
+  NetConfig cfg = TestConfig(GetParam(), 2);
+  cfg.on_loop_failed = [failed](uint32_t loop, int err) { failed->store(loop == 1 ? err : 1); };
+  StartServer<EchoSession>(cfg);
+  std::vector<int> fds;
+  for (int i = 0; i < 4; ++i) {  // round-robin: 2 on each loop
+    fds.push_back(ConnectClient(port_));
+    ASSERT_GE(fds.back(), 0);
+    ASSERT_TRUE(Echoes(fds.back(), "hello"));
+  }
   state->store(1);
-  ASSERT_TRUE(WaitFor([&] { return state->load() == 2; }));
+  ASSERT_TRUE(WaitFor([&] { return server_->Failed(); })) << "the loop that threw was not failed";
+  EXPECT_EQ(failed->load(), -ENOTRECOVERABLE);
+  EXPECT_EQ(log_.disconnected.load(), 2);
+  EXPECT_EQ(log_.by_reason[static_cast<std::size_t>(DisconnectReason::kIoError)].load(), 2u);
+  int echoed = 0;
+  int closed = 0;
+  for (int fd : fds) {
+    if (Echoes(fd, "still?")) {
+      ++echoed;
+    } else {
+      EXPECT_TRUE(ClosedByServer(fd));
+      ++closed;
+    }
+  }
+  EXPECT_EQ(echoed, 2) << "the other loop's sessions";
+  EXPECT_EQ(closed, 2) << "the failed loop's sessions";
+  const int late = ConnectClient(port_);  // lands on the loop still running
+  ASSERT_GE(late, 0);
+  EXPECT_TRUE(Echoes(late, "new"));
+  fds.push_back(late);
   server_->Stop();
   EXPECT_EQ(server_->stats().sessions_open, 0u) << "a session of the dead loop was not freed";
-  ::close(a);
-  ::close(b);
+  for (int fd : fds) ::close(fd);
   EXPECT_EQ(CountOpenFds(), fds_before) << "an fd of the dead loop was left open";
 }
 
