@@ -106,9 +106,9 @@ std::size_t ChatServer::Users() const {
   return users_.size();
 }
 
-std::size_t ChatServer::Sessions() const {
-  core::MutexLock lock(users_mu_);
-  return sessions_.size();
+std::size_t ChatServer::PendingChecks() const {
+  core::MutexLock lock(watch_mu_);
+  return checks_.size();
 }
 
 std::size_t ChatServer::Rooms() const {

@@ -205,9 +205,9 @@ class ChatServer final : public ChatHandler<ChatSessionRef> {
   proto::ProtoStats& proto_stats() noexcept { return proto_stats_; }
   ChatCounters& counters() noexcept { return counters_; }
   std::size_t Users() const;
-  // Sessions past OnOpened, logged in or not (NetStats::sessions_open counts
-  // a session before its OnConnected runs).
-  std::size_t Sessions() const;
+  // Login and idle checks scheduled (at most one per session; each session
+  // gets its first when it opens, after it is registered).
+  std::size_t PendingChecks() const;
   std::size_t Rooms() const;
   std::shared_ptr<Room> FindRoom(const std::string& name) const;  // null if none
   bool ShuttingDown() const noexcept { return shutting_down_.load(std::memory_order_acquire); }
@@ -254,7 +254,7 @@ class ChatServer final : public ChatHandler<ChatSessionRef> {
   // ns, session id), soonest first; and the sessions seen over the send soft
   // limit. Never held together with users_mu_.
   using Check = std::pair<int64_t, uint64_t>;
-  core::Mutex watch_mu_{"ChatServer.watch"};
+  mutable core::Mutex watch_mu_{"ChatServer.watch"};
   std::priority_queue<Check, std::vector<Check>, std::greater<>> checks_ KEEL_GUARDED_BY(watch_mu_);
   std::vector<ChatSessionRef> over_soft_ KEEL_GUARDED_BY(watch_mu_);
 

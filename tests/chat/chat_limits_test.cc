@@ -93,7 +93,7 @@ TEST_F(ChatFixture, TickLooksOnlyAtSessionsWhoseCheckIsDue) {
   RawClient anonymous(service_->port());  // never logs in
   // Not sessions_open: it counts the anonymous session before its
   // OnConnected has scheduled its check.
-  ASSERT_TRUE(nt::WaitFor([&] { return server_->Sessions() == 41; }, 10s));
+  ASSERT_TRUE(nt::WaitFor([&] { return server_->PendingChecks() == 41; }, 10s));
   EXPECT_EQ(server_->Tick(t0), 0u) << "nothing is due yet";
   // Everyone's login check comes due (deadline 10 s, plus the test's own
   // time to connect): the 40 logged in are rescheduled at their idle
