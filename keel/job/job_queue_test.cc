@@ -133,7 +133,8 @@ TEST(JobQueue, ActorsClearingEachOtherWhileRunningDoNotDeadlock) {
   b->Post([&] { victims_ran.fetch_add(100); });
   ASSERT_TRUE(WaitFor([&] { return victims_ran.load() == 200; }));
   // Depth counts a job out when its batch is counted, after it ran.
-  EXPECT_TRUE(WaitFor([&] { return a->Depth() == 0 && b->Depth() == 0; }));
+  EXPECT_TRUE(WaitFor([&] { return a->Depth() == 0 && b->Depth() == 0; }))
+      << "depths " << a->Depth() << ", " << b->Depth();
 }
 
 // A Clear() from another thread while the actor runs a long job returns at
@@ -159,7 +160,7 @@ TEST(JobQueue, ClearDuringARunningJobDropsOnlyWhatWasPendingAtTheCut) {
   EXPECT_EQ(before.load(), 0);
   EXPECT_EQ(a->Stats().dropped, 10u);
   // Depth counts a job out when its batch is counted, after it ran.
-  EXPECT_TRUE(WaitFor([&] { return a->Depth() == 0; }));
+  EXPECT_TRUE(WaitFor([&] { return a->Depth() == 0; })) << "depth " << a->Depth();
 }
 
 class Room : public TestActor {

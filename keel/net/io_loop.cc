@@ -48,12 +48,18 @@ IoLoop::~IoLoop() {
   // while this loop was finishing, a late Connect): run it here, stopping, so
   // fds are closed and sessions finalized. The threads are joined by now.
   stopping_ = true;
-  while (RunPosted()) {
+  for (;;) {
+    try {
+      if (!RunPosted()) break;
+    } catch (...) {  // the engine's own work: what is left runs on the next round
+      KEEL_LOG_ERROR("io loop {}: work posted to it threw during teardown: {}", index_, WhatIsInFlight());
+    }
   }
   if (live_sessions_ > 0) {
-    // Run() ended early (a hook threw out of it): sessions are still
-    // registered, maybe with reads and writes in the kernel. Close their
-    // fds after the backend is gone (below) and free them only then.
+    // Run() ended by an exception that failing the loop could not handle
+    // (FailOnLoop threw too): sessions are still registered, maybe with
+    // reads and writes in the kernel. Close their fds after the backend is
+    // gone (below) and free them only then.
     for (Slot& slot : slots_) {
       if (!slot.session) continue;
       SessionCore& core = *slot.session->core_;
@@ -62,7 +68,7 @@ IoLoop::~IoLoop() {
     }
   }
   if (!failed_holds_.empty()) {
-    // The backend failed, or Run() ended early: operations it held never
+    // The loop failed, or Run() ended early: operations it held never
     // completed. Tear it down first (the kernel lets go of the lent
     // buffers), then free.
     backend_.reset();
@@ -103,10 +109,11 @@ void IoLoop::PostCloseWithNotice(SessionRef s, SendBufferRef notice, uint32_t ti
 }
 void IoLoop::PostCheckSoftLimit(SessionRef s) { PostTask({Task::kCheckSoft, std::move(s)}); }
 void IoLoop::Post(std::function<void()> fn) { PostTask({Task::kFn, nullptr, 0, std::move(fn)}); }
+void IoLoop::PostLoopWork(std::function<void()> fn) { PostTask({Task::kLoopFn, nullptr, 0, std::move(fn)}); }
 void IoLoop::Shutdown() {
   // Woken now even inside a WakeBatch: Service::Stop joins and frees the
   // loops right after, before any batch could end.
-  PostTask({Task::kFn, nullptr, 0, [this] { ShutdownOnLoop(); }}, /*may_defer=*/false);
+  PostTask({Task::kLoopFn, nullptr, 0, [this] { ShutdownOnLoop(); }}, /*may_defer=*/false);
 }
 
 // ---- the loop ----
@@ -116,11 +123,22 @@ void IoLoop::Run() {
   try {
     RunPasses();
   } catch (...) {
+    // Failing the loop threw (std::bad_alloc): report it failed all the
+    // same, and let ~IoLoop tear down the rest (sessions still registered).
+    if (failed_.load(std::memory_order_relaxed)) {
+      CountFailedOnce();
+      throw;
+    }
     // Not a hook's (each call into the application catches its own): the
     // loop's own work threw (std::bad_alloc, a backend's Wait). Its state may
     // be half-updated, so it ends like a loop whose backend failed: sessions
     // failed, listeners abandoned, the Service told. The rest run on.
-    FailOnLoop(-ENOTRECOVERABLE, "threw outside any hook: " + WhatIsInFlight());
+    try {
+      FailOnLoop(-ENOTRECOVERABLE, "threw outside any hook", WhatIsInFlight());
+    } catch (...) {
+      CountFailedOnce();
+      throw;
+    }
   }
 }
 
@@ -139,7 +157,7 @@ void IoLoop::RunPasses() {
       // The backend can no longer wait or submit (Backend::Wait): no
       // operation in flight will ever complete. Fail this loop's sessions and
       // stop; the Service reports it (ADR 0011).
-      FailOnLoop(err, std::string(backend_->name()) + " backend failed: " + std::strerror(-err));
+      FailOnLoop(err, "backend failed", std::strerror(-err));
       break;
     }
     for (int round = 0; round < 4 && RunPosted(); ++round) {
@@ -196,22 +214,39 @@ bool IoLoop::RunPosted() {
     running_.swap(posted_);
     posted_pending_.store(false, std::memory_order_relaxed);
   }
-  for (Task& t : running_) {
-    Session* s = t.session.get();
-    switch (t.kind) {
-      case Task::kFlush: FlushOnLoop(s); break;
-      case Task::kClose: CloseOnLoop(s); break;
-      case Task::kCloseAfterFlush: CloseAfterFlushOnLoop(s, t.timeout_ms); break;
-      case Task::kCloseWithNotice: CloseWithNoticeOnLoop(s, std::move(t.notice), t.timeout_ms); break;
-      case Task::kCheckSoft: CheckSoftLimitOnLoop(s); break;
-      case Task::kFn:
-        try {
-          t.fn();
-        } catch (...) {
-          HookThrew(nullptr, "a posted function");
-        }
-        break;
+  std::size_t i = 0;
+  try {
+    for (; i < running_.size(); ++i) {
+      Task& t = running_[i];
+      Session* s = t.session.get();
+      switch (t.kind) {
+        case Task::kFlush: FlushOnLoop(s); break;
+        case Task::kClose: CloseOnLoop(s); break;
+        case Task::kCloseAfterFlush: CloseAfterFlushOnLoop(s, t.timeout_ms); break;
+        case Task::kCloseWithNotice: CloseWithNoticeOnLoop(s, std::move(t.notice), t.timeout_ms); break;
+        case Task::kCheckSoft: CheckSoftLimitOnLoop(s); break;
+        case Task::kLoopFn: t.fn(); break;
+        case Task::kFn:
+          try {
+            t.fn();
+          } catch (...) {
+            HookThrew(nullptr, "a posted function");
+          }
+          break;
+      }
     }
+  } catch (...) {
+    // The loop's own work threw (Run fails the loop). What did not run yet
+    // goes back to the front of the queue, to run once, later (~IoLoop runs
+    // it while stopping: a handed-off fd is closed, not leaked or closed twice).
+    {
+      core::LockGuard<core::SpinLock> g(post_mu_);
+      posted_.insert(posted_.begin(), std::make_move_iterator(running_.begin() + static_cast<std::ptrdiff_t>(i) + 1),
+                     std::make_move_iterator(running_.end()));
+      posted_pending_.store(!posted_.empty(), std::memory_order_relaxed);
+    }
+    running_.clear();
+    throw;
   }
   running_.clear();
   return true;

@@ -44,8 +44,11 @@ class IoLoop {
 
   // The thread body: runs until Shutdown() has closed every session and the
   // last completion has arrived. An exception out of the loop itself (not a
-  // hook's: those close their session, see HookThrew) fails the loop like a
-  // fatal backend error (ADR 0011) with -ENOTRECOVERABLE; Run() returns.
+  // hook's: those close their session, see HookThrew; not a function given
+  // to Post) fails the loop like a fatal backend error (ADR 0011) with
+  // -ENOTRECOVERABLE, and Run() returns. Only if failing the loop throws too
+  // does the exception leave Run() (counted in loops_failed all the same);
+  // the destructor then tears down what is left.
   void Run();
 
   // Any thread.
@@ -58,7 +61,13 @@ class IoLoop {
   void PostCloseAfterFlush(SessionRef s, uint32_t timeout_ms);
   void PostCheckSoftLimit(SessionRef s);
   void PostCloseWithNotice(SessionRef s, SendBufferRef notice, uint32_t timeout_ms);
+  // Application code: an exception from `fn` is logged and counted
+  // (NetStats::hook_exceptions) and the loop goes on.
   void Post(std::function<void()> fn);
+  // The engine's own work on the loop (a handed-off accept, a connect, a
+  // listener's start or stop): an exception from `fn` fails the loop, whose
+  // state it may have left half-updated.
+  void PostLoopWork(std::function<void()> fn);
   // Stops the loop's listener, disconnects every session with
   // kServerShutdown and lets Run() return once all is drained.
   void Shutdown();
@@ -82,15 +91,17 @@ class IoLoop {
   void HookThrew(Session* s, std::string_view where);
   void AddTimerOnLoop(Clock::time_point when, std::function<void()> fn);
   bool stopping() const noexcept { return stopping_; }
-  // Any thread: the backend failed (Backend::error()) and this loop stopped
-  // after failing its sessions (ADR 0011). New sessions go to other loops.
+  // Any thread: the loop has failed (its backend's error(), or an exception
+  // out of its own work; ADR 0011) and is failing or has failed its sessions.
+  // Set first, so new sessions go to other loops at once; Service::Failed()
+  // turns true last, when the sessions are failed and on_loop_failed ran.
   bool failed() const noexcept { return failed_.load(std::memory_order_acquire); }
   // An accept's user_data: the tag and the listener's id (Listener::id()).
   static constexpr uint64_t kListenerTag = 1ull << 63;
 
  private:
   struct Task {
-    enum Kind : uint8_t { kFlush, kClose, kCloseAfterFlush, kCloseWithNotice, kCheckSoft, kFn } kind;
+    enum Kind : uint8_t { kFlush, kClose, kCloseAfterFlush, kCloseWithNotice, kCheckSoft, kFn, kLoopFn } kind;
     SessionRef session;
     uint32_t timeout_ms = 0;
     std::function<void()> fn;
@@ -146,10 +157,13 @@ class IoLoop {
   void MarkClosingOnLoop(internal::SessionCore& core, DisconnectReason reason);
   void DropUntouchedInflight(Session* s);
   void ShutdownOnLoop();
-  // Only inside a catch block: the in-flight exception's what().
-  static std::string WhatIsInFlight();
-  // `cause` is logged: what failed the loop.
-  void FailOnLoop(int err, std::string_view cause);
+  // Only inside a catch block: the in-flight exception's what(), valid
+  // until the block ends (no allocation: safe after std::bad_alloc).
+  static const char* WhatIsInFlight() noexcept;
+  // Logged as "<cause>: <detail>".
+  void FailOnLoop(int err, std::string_view cause, std::string_view detail);
+  // Counts this loop in loops_failed, once (release: Service::Failed()).
+  void CountFailedOnce() noexcept;
   void RunPasses();
 
   const uint32_t index_;
@@ -182,6 +196,7 @@ class IoLoop {
   // at its end: the handler that closed one may still be using it.
   std::vector<SessionRef> finalized_;
   bool stopping_ = false;
+  bool failure_counted_ = false;  // loop only
   std::atomic<bool> failed_{false};
   // After a backend failure: what the kernel may still hold (the session
   // with its RecvBuffer, the buffers and iovecs of its write, its fd).

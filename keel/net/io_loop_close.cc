@@ -24,8 +24,15 @@ using internal::SessionState;
 
 // ---- a failed loop, shutdown ----
 
-void IoLoop::FailOnLoop(int err, std::string_view cause) {
-  KEEL_LOG_ERROR("io loop {}: {}; failing its {} session(s), loop stopped", index_, cause, live_sessions_);
+void IoLoop::CountFailedOnce() noexcept {
+  if (failure_counted_) return;
+  failure_counted_ = true;
+  counters_->loops_failed.fetch_add(1, std::memory_order_release);
+}
+
+void IoLoop::FailOnLoop(int err, std::string_view cause, std::string_view detail) {
+  KEEL_LOG_ERROR("io loop {} ({} backend): {}: {}; failing its {} session(s), loop stopped", index_,
+                 backend_->name(), cause, detail, live_sessions_);
   failed_.store(true, std::memory_order_release);
   stopping_ = true;
   for (Listener* l : listeners_) l->AbandonOnLoop();
@@ -56,7 +63,7 @@ void IoLoop::FailOnLoop(int err, std::string_view cause) {
   }
   // Last, and released: whoever sees Service::Failed() (an acquire load of
   // this counter) also sees every OnDisconnected above and the callback done.
-  counters_->loops_failed.fetch_add(1, std::memory_order_release);
+  CountFailedOnce();
 }
 
 void IoLoop::ShutdownOnLoop() {
@@ -170,7 +177,7 @@ void IoLoop::MarkClosingOnLoop(SessionCore& core, DisconnectReason reason) {
   NetCounters::Sub(counters_->queued_bytes, dropped);
 }
 
-std::string IoLoop::WhatIsInFlight() {
+const char* IoLoop::WhatIsInFlight() noexcept {
   try {
     throw;
   } catch (const std::exception& e) {
@@ -181,7 +188,7 @@ std::string IoLoop::WhatIsInFlight() {
 }
 
 void IoLoop::HookThrew(Session* s, std::string_view where) {
-  const std::string what = WhatIsInFlight();
+  const char* what = WhatIsInFlight();
   NetCounters::Add(counters_->hook_exceptions);
   if (s == nullptr) {
     KEEL_LOG_ERROR("io loop {}: {} threw: {}", index_, where, what);
@@ -231,12 +238,13 @@ void IoLoop::FinalizeOnLoop(Session* s) {
     HookThrew(s, "OnDisconnected");  // closed already: logged and counted only
   }
   Slot& slot = slots_[core.slot];
-  ++slot.generation;
-  free_slots_.push_back(core.slot);
-  --live_sessions_;
   // Released at the end of the loop pass: the handler that closed the
-  // session (and the Dispatch around it) may still touch it.
+  // session (and the Dispatch around it) may still touch it. First: if the
+  // push throws, the session is still registered and nothing else changed.
   finalized_.push_back(std::move(slot.session));
+  ++slot.generation;
+  --live_sessions_;
+  free_slots_.push_back(core.slot);  // if this throws, the slot is never reused
 }
 
 }  // namespace keel::net

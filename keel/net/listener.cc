@@ -132,7 +132,7 @@ void Listener::HandOff(int fd) {
   if (target == loop_) {
     target->AcceptedOnLoop(NewSession(target, factory_), fd);
   } else {
-    target->Post([target, factory = &factory_, fd] {
+    target->PostLoopWork([target, factory = &factory_, fd] {
       if (target->stopping()) {
         ::close(fd);  // the target loop is shutting down (or already gone: ~IoLoop drains)
         return;

@@ -9,6 +9,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <memory>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -98,9 +100,9 @@ TEST_P(NetTestClosing, SendOnTheLoopThreadFlushesOnceAtTheEndOfThePassWithoutPos
   // the session as needing no flush; a Send in between posts none. Wait until
   // nothing is queued, then for one trip through the loop.
   ASSERT_TRUE(WaitFor([&] { return s->QueuedBytes() == 0; }));
-  std::atomic<bool> passed{false};
-  s->loop()->Post([&passed] { passed.store(true); });
-  ASSERT_TRUE(WaitFor([&] { return passed.load(); }));
+  auto passed = std::make_shared<std::atomic<bool>>(false);
+  s->loop()->Post([passed] { passed->store(true); });
+  ASSERT_TRUE(WaitFor([&] { return passed->load(); }));
   const uint8_t hello[] = {'h', 'i'};
   ASSERT_TRUE(s->Send(hello));
   uint8_t got[2] = {};
@@ -317,6 +319,7 @@ TEST_P(NetTestClosing, FatalBackendErrorFailsTheLoopsSessionsAndTheServiceReport
     std::atomic<int> loop{-1};
     std::atomic<int> error{0};
     std::atomic<int> disconnected{0};  // when the callback ran
+    std::atomic<int> calls{0};
   };
   auto seen = std::make_shared<Seen>();
   NetConfig cfg = TestConfig(GetParam(), 2);
@@ -327,6 +330,8 @@ TEST_P(NetTestClosing, FatalBackendErrorFailsTheLoopsSessionsAndTheServiceReport
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     seen->loop.store(static_cast<int>(loop));
     seen->error.store(err);
+    seen->calls.fetch_add(1);
+    throw std::runtime_error("on_loop_failed failed");  // logged and counted, nothing more
   };
   StartServer<EchoSession>(cfg);
   internal::SetBackendWrapperForTest(nullptr);
@@ -354,6 +359,8 @@ TEST_P(NetTestClosing, FatalBackendErrorFailsTheLoopsSessionsAndTheServiceReport
   EXPECT_EQ(seen->error.load(), -EBADF);
   EXPECT_EQ(seen->disconnected.load(), kClients / 2)
       << "on_loop_failed runs after the loop's sessions got OnDisconnected";
+  EXPECT_EQ(seen->calls.load(), 1);
+  EXPECT_EQ(server_->stats().hook_exceptions, 1u) << "on_loop_failed's exception";
   EXPECT_EQ(log_.by_reason[static_cast<std::size_t>(DisconnectReason::kIoError)].load(),
             static_cast<uint64_t>(kClients / 2));
   EXPECT_EQ(server_->stats().loops_failed, 1u);

@@ -27,10 +27,12 @@ struct NetConfig {
   std::size_t io_threads = 1;            // one IoLoop per thread
   std::vector<int> io_cpus;              // pin IO thread i to io_cpus[i % size]; empty: no pinning
   std::string thread_name = "io";        // threads are named "<thread_name>-<i>"
-  // Called on an IO thread whose backend failed for good (ADR 0011), after
-  // that loop's sessions got OnDisconnected(kIoError) and before the thread
-  // ends: (loop index, -errno). Service::Failed() turns true after it
-  // returns, so a thread that sees Failed() sees what the callback did.
+  // Called on an IO thread whose loop failed for good (ADR 0011): its
+  // backend failed (-errno), or its own work threw outside any hook
+  // (-ENOTRECOVERABLE). After that loop's sessions got
+  // OnDisconnected(kIoError), before the thread ends: (loop index, error).
+  // Service::Failed() turns true after it returns, so a thread that sees
+  // Failed() sees what the callback did (for the first loop to fail).
   std::function<void(uint32_t loop, int error)> on_loop_failed;
   IoBackend backend = IoBackend::kAuto;  // KEEL_IO=auto|uring|epoll overrides (ApplyEnvironment)
 

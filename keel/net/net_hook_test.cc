@@ -12,10 +12,12 @@
 #include <atomic>
 #include <cerrno>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "keel/net/io_loop.h"
 #include "keel/net/testing/forwarding_backend.h"
 #include "keel/net/testing/net_fixture.h"
 
@@ -48,10 +50,12 @@ class ThrowingGoodbyeSession : public EchoSession {
   }
 };
 
-// Whether the server closed `fd` (EOF or reset) within the client's 10 s timeout.
+// Whether the server closed `fd`: EOF or a reset, not the client's 10 s
+// read timeout (EAGAIN), which would mean the server never closed it.
 bool ClosedByServer(int fd) {
   char c;
-  return ::recv(fd, &c, 1, 0) <= 0;
+  const ssize_t n = ::recv(fd, &c, 1, 0);
+  return n == 0 || (n < 0 && errno == ECONNRESET);
 }
 
 bool Echoes(int fd, const std::string& msg) {
@@ -168,6 +172,44 @@ TEST_P(NetTestHooks, ALoopThatThrowsFailsLikeABrokenBackendAndTheOtherLoopServes
   EXPECT_EQ(server_->stats().sessions_open, 0u) << "a session of the dead loop was not freed";
   for (int fd : fds) ::close(fd);
   EXPECT_EQ(CountOpenFds(), fds_before) << "an fd of the dead loop was left open";
+}
+
+// The engine's own work posted to a loop (PostLoopWork) that throws fails
+// that loop too. Work queued behind it in the same batch is not lost or run
+// twice: it goes back to the queue and runs once, when the loop is torn down.
+TEST_P(NetTestHooks, LoopWorkThatThrowsFailsTheLoopAndWhatFollowsRunsOnce) {
+  log_.keep = true;
+  StartServer<EchoSession>(TestConfig(GetParam(), 2));
+  const int a = ConnectClient(port_);
+  const int b = ConnectClient(port_);
+  ASSERT_TRUE(Echoes(a, "a") && Echoes(b, "b"));
+  IoLoop* loop = nullptr;
+  {
+    std::lock_guard<std::mutex> g(log_.mu);
+    ASSERT_EQ(log_.sessions.size(), 2u);
+    loop = log_.sessions[0]->loop();
+  }
+  auto after = std::make_shared<std::atomic<int>>(0);
+  // Posted from the loop itself, so both land in one batch of RunPosted.
+  loop->Post([loop, after] {
+    loop->PostLoopWork([] { throw std::runtime_error("loop work failed"); });
+    loop->PostLoopWork([after] { after->fetch_add(1); });
+  });
+  ASSERT_TRUE(WaitFor([&] { return server_->Failed(); }));
+  EXPECT_EQ(log_.disconnected.load(), 1) << "the failed loop's one session";
+  EXPECT_EQ(server_->stats().hook_exceptions, 0u) << "not application code";
+  EXPECT_EQ(after->load(), 0) << "the loop stopped at the exception";
+  const bool a_alive = Echoes(a, "still");
+  const bool b_alive = Echoes(b, "still");
+  EXPECT_NE(a_alive, b_alive) << "exactly the other loop's session still echoes";
+  {
+    std::lock_guard<std::mutex> g(log_.mu);
+    log_.sessions.clear();
+  }
+  server_->Stop();
+  EXPECT_EQ(after->load(), 1) << "the work behind the exception ran once, at teardown";
+  ::close(a);
+  ::close(b);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, NetTestHooks, ::testing::ValuesIn(TestBackends()), ParamName);

@@ -32,11 +32,11 @@ struct NetStats {
   uint64_t notice_dropped_bytes = 0; // queued bytes DisconnectWithNotice dropped unsent
   uint64_t lingering_closes = 0;     // closes that shut down the write side and drained first
   uint64_t linger_discarded_bytes = 0;  // bytes read and dropped while lingering
-  uint64_t loops_failed = 0;         // IO loops stopped by a fatal backend error (ADR 0011)
+  uint64_t loops_failed = 0;         // IO loops stopped by a fatal backend error or their own exception (ADR 0011)
   uint64_t send_soft_limit_hits = 0; // sessions that went over the soft limit
   uint64_t accept_pauses = 0;        // EMFILE/ENFILE/fd-reserve pauses
   uint64_t sessions_refused = 0;     // over max_sessions
-  uint64_t hook_exceptions = 0;      // exceptions out of hooks, factories, posted functions, timers
+  uint64_t hook_exceptions = 0;      // exceptions out of hooks, factories, posted functions, timers, on_loop_failed
   std::array<uint64_t, kDisconnectReasonCount> disconnects{};  // by DisconnectReason
 
   uint64_t Disconnects(DisconnectReason r) const noexcept {

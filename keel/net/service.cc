@@ -169,7 +169,7 @@ bool Service::Listen(const std::string& host, uint16_t port, std::string* error,
     }
     Listener* raw = listener.get();
     m.listeners.push_back(std::move(listener));
-    loop->Post([loop, raw] {
+    loop->PostLoopWork([loop, raw] {
       if (loop->stopping()) {
         raw->StopOnLoop();  // never attached: closes its socket
         return;
@@ -217,7 +217,7 @@ SessionRef Service::Connect(const std::string& host, uint16_t port) {
   if (loop == nullptr) return nullptr;  // every loop failed
   s->peer_ = host + ":" + std::to_string(port);
   s->loop_ = loop;
-  loop->Post([loop, s, addr, len] { loop->ConnectOnLoop(s, addr, len); });
+  loop->PostLoopWork([loop, s, addr, len] { loop->ConnectOnLoop(s, addr, len); });
   return s;
 }
 
@@ -227,7 +227,7 @@ void Service::StopAccepting() {
   if (!m.running.load()) return;
   for (auto& l : m.listeners) {
     Listener* raw = l.get();
-    raw->loop()->Post([raw] { raw->StopOnLoop(); });
+    raw->loop()->PostLoopWork([raw] { raw->StopOnLoop(); });
   }
 }
 
