@@ -205,8 +205,9 @@ class ChatServer final : public ChatHandler<ChatSessionRef> {
   proto::ProtoStats& proto_stats() noexcept { return proto_stats_; }
   ChatCounters& counters() noexcept { return counters_; }
   std::size_t Users() const;
-  // Login and idle checks scheduled (at most one per session; each session
-  // gets its first when it opens, after it is registered).
+  // Login and idle checks scheduled: one per open session with a check due
+  // (its first is scheduled when it opens, after it is registered), plus
+  // those of closed sessions not yet come due.
   std::size_t PendingChecks() const;
   std::size_t Rooms() const;
   std::shared_ptr<Room> FindRoom(const std::string& name) const;  // null if none

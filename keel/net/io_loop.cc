@@ -239,11 +239,14 @@ bool IoLoop::RunPosted() {
     // The loop's own work threw (Run fails the loop). What did not run yet
     // goes back to the front of the queue, to run once, later (~IoLoop runs
     // it while stopping: a handed-off fd is closed, not leaked or closed twice).
-    {
+    try {
       core::LockGuard<core::SpinLock> g(post_mu_);
       posted_.insert(posted_.begin(), std::make_move_iterator(running_.begin() + static_cast<std::ptrdiff_t>(i) + 1),
                      std::make_move_iterator(running_.end()));
       posted_pending_.store(!posted_.empty(), std::memory_order_relaxed);
+    } catch (...) {
+      // No memory to keep them: dropped (a handed-off fd among them leaks),
+      // never run twice: the batch is cleared either way.
     }
     running_.clear();
     throw;

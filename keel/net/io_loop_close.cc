@@ -31,10 +31,12 @@ void IoLoop::CountFailedOnce() noexcept {
 }
 
 void IoLoop::FailOnLoop(int err, std::string_view cause, std::string_view detail) {
-  KEEL_LOG_ERROR("io loop {} ({} backend): {}: {}; failing its {} session(s), loop stopped", index_,
-                 backend_->name(), cause, detail, live_sessions_);
+  // First: whatever throws below, new sessions skip this loop from now on.
   failed_.store(true, std::memory_order_release);
   stopping_ = true;
+  KEEL_LOG_ERROR("io loop {} ({} backend): {}: {}; failing its {} session(s), loop stopped", index_,
+                 backend_->name(), cause, detail, live_sessions_);
+  failed_holds_.reserve(failed_holds_.size() + live_sessions_);  // no allocation once buffers move
   for (Listener* l : listeners_) l->AbandonOnLoop();
   listeners_.clear();
   needs_flush_.clear();
@@ -43,6 +45,9 @@ void IoLoop::FailOnLoop(int err, std::string_view cause, std::string_view detail
     SessionRef s = slots_[i].session;
     if (!s) continue;
     SessionCore& core = *s->core_;
+    // Finalized already (its OnDisconnected ran) but still in its slot: the
+    // Finalize that threw out of the loop. ~IoLoop frees it, hook not rerun.
+    if (core.state.load(std::memory_order_relaxed) == SessionState::kClosed) continue;
     MarkClosingOnLoop(core, DisconnectReason::kIoError);
     // The peer learns at once (FIN); the fd itself is closed after the
     // backend is gone, since operations on it may still be in the kernel.
@@ -239,8 +244,9 @@ void IoLoop::FinalizeOnLoop(Session* s) {
   }
   Slot& slot = slots_[core.slot];
   // Released at the end of the loop pass: the handler that closed the
-  // session (and the Dispatch around it) may still touch it. First: if the
-  // push throws, the session is still registered and nothing else changed.
+  // session (and the Dispatch around it) may still touch it. Before the
+  // counts: if the push throws, the session stays registered in its slot
+  // (closed, its hook run), which FailOnLoop skips and ~IoLoop frees.
   finalized_.push_back(std::move(slot.session));
   ++slot.generation;
   --live_sessions_;
