@@ -48,23 +48,14 @@ IoLoop::~IoLoop() {
   // while this loop was finishing, a late Connect): run it here, stopping, so
   // fds are closed and sessions finalized. The threads are joined by now.
   stopping_ = true;
-  for (;;) {
-    try {
-      if (!RunPosted()) break;
-    } catch (...) {  // the engine's own work: what is left runs on the next round
-      KEEL_LOG_ERROR("io loop {}: work posted to it threw during teardown: {}", index_, WhatIsInFlight());
-    }
-  }
+  DrainPosted();
   if (live_sessions_ > 0) {
     // Run() ended by an exception that failing the loop could not handle
     // (FailOnLoop threw too): sessions are still registered, maybe with
     // reads and writes in the kernel. Close their fds after the backend is
     // gone (below) and free them only then.
     for (Slot& slot : slots_) {
-      if (!slot.session) continue;
-      SessionCore& core = *slot.session->core_;
-      failed_holds_.push_back({std::move(slot.session), core.fd, std::move(core.inflight), std::move(core.iov)});
-      core.fd = -1;
+      if (slot.session) HoldUntilBackendGone(std::move(slot.session));
     }
   }
   if (!failed_holds_.empty()) {
@@ -123,21 +114,33 @@ void IoLoop::Run() {
   try {
     RunPasses();
   } catch (...) {
-    // Failing the loop threw (std::bad_alloc): report it failed all the
-    // same, and let ~IoLoop tear down the rest (sessions still registered).
-    if (failed_.load(std::memory_order_relaxed)) {
-      CountFailedOnce();
-      throw;
-    }
     // Not a hook's (each call into the application catches its own): the
     // loop's own work threw (std::bad_alloc, a backend's Wait). Its state may
     // be half-updated, so it ends like a loop whose backend failed: sessions
-    // failed, listeners abandoned, the Service told. The rest run on.
+    // failed, listeners abandoned, the Service told. The rest run on. If
+    // failing the loop throws (or already threw: failed_ is set), the loop
+    // is reported failed all the same and ~IoLoop tears down the rest.
     try {
+      if (failed_.load(std::memory_order_relaxed)) throw;
       FailOnLoop(-ENOTRECOVERABLE, "threw outside any hook", WhatIsInFlight());
     } catch (...) {
       CountFailedOnce();
       throw;
+    }
+  }
+  // What was posted before the loop failed (a listener's start, a handed-off
+  // accept, a connect) runs now, stopping: a listener never started closes
+  // its socket, so its port refuses at once instead of queueing connections
+  // until Stop.
+  if (failed_.load(std::memory_order_relaxed)) DrainPosted();
+}
+
+void IoLoop::DrainPosted() {
+  for (;;) {
+    try {
+      if (!RunPosted()) break;
+    } catch (...) {  // the engine's own work: what is left runs on the next round
+      KEEL_LOG_ERROR("io loop {}: work posted to it threw while it was stopping: {}", index_, WhatIsInFlight());
     }
   }
 }

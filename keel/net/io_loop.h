@@ -162,9 +162,15 @@ class IoLoop {
   static const char* WhatIsInFlight() noexcept;
   // Logged as "<cause>: <detail>".
   void FailOnLoop(int err, std::string_view cause, std::string_view detail);
+  // Moves what the kernel may still touch (the session, its write's buffers
+  // and iovecs, its fd) to failed_holds_, freed after the backend is gone.
+  void HoldUntilBackendGone(SessionRef s);
   // Counts this loop in loops_failed, once (release: Service::Failed()).
   void CountFailedOnce() noexcept;
   void RunPasses();
+  // Runs posted work until none is left (stopping_ set: each task winds
+  // down); logs the engine's work that throws and goes on.
+  void DrainPosted();
 
   const uint32_t index_;
   const NetConfig& config_;

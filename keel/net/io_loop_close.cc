@@ -52,11 +52,7 @@ void IoLoop::FailOnLoop(int err, std::string_view cause, std::string_view detail
     // The peer learns at once (FIN); the fd itself is closed after the
     // backend is gone, since operations on it may still be in the kernel.
     if (core.fd >= 0) ::shutdown(core.fd, SHUT_RDWR);
-    failed_holds_.push_back({s, core.fd, std::move(core.inflight), std::move(core.iov)});
-    core.inflight.clear();
-    core.iov.clear();
-    core.fd = -1;
-    core.ops_in_flight = 0;
+    HoldUntilBackendGone(s);
     FinalizeOnLoop(s.get());  // OnDisconnected(kIoError), slot freed
   }
   if (config_.on_loop_failed) {
@@ -69,6 +65,16 @@ void IoLoop::FailOnLoop(int err, std::string_view cause, std::string_view detail
   // Last, and released: whoever sees Service::Failed() (an acquire load of
   // this counter) also sees every OnDisconnected above and the callback done.
   CountFailedOnce();
+}
+
+void IoLoop::HoldUntilBackendGone(SessionRef s) {
+  SessionCore& core = *s->core_;
+  const int fd = core.fd;
+  failed_holds_.push_back({std::move(s), fd, std::move(core.inflight), std::move(core.iov)});
+  core.inflight.clear();
+  core.iov.clear();
+  core.fd = -1;
+  core.ops_in_flight = 0;
 }
 
 void IoLoop::ShutdownOnLoop() {
